@@ -1,0 +1,46 @@
+# snnlab: two commands do everything (see README).
+#   make figures   set up .venv, execute every notebook (quick profile), write results/index.html
+#   make test      set up .venv, run the unit tests, the notebooks under papermill and nbval
+#   make lab       set up .venv, open notebooks/ in JupyterLab
+# GPU users: make test TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128  (same torch 2.13.0, CUDA build)
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CONSTRAINTS ?= constraints.txt
+TORCH_INDEX_URL ?=
+PROFILE ?= quick
+JOBS ?= 1
+ONLY ?=
+STAMP := $(VENV)/.snnlab-installed
+
+# notebooks whose summary cells nbval compares with their committed output
+NBVAL_NOTEBOOKS := $(shell grep -l 'NBVAL_CHECK_OUTPUT' notebooks/*/*.ipynb 2>/dev/null)
+
+.PHONY: setup figures test lab clean-notebooks benchmarks
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c $(CONSTRAINTS) torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (snnlab)" >/dev/null
+	touch $@
+
+figures: $(STAMP)
+	$(PY) -m snnlab.cli figures --profile $(PROFILE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)')
+
+test: $(STAMP)
+	$(PY) -m pytest snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/condensed_linear.py
+	$(PY) benchmarks/sltt_memory_time.py
+
+clean-notebooks: $(STAMP)
+	$(PY) -m snnlab.cli clean

@@ -1,0 +1,83 @@
+"""Command line: ``snnlab figures``, ``snnlab list``, ``snnlab report``, ``snnlab clean``.
+
+``snnlab figures [--profile quick|paper] [--only GLOB] [--jobs N] [--cell-timeout S]`` executes the
+notebooks with papermill (one process each), logs wall time and peak memory per notebook and writes
+``results/index.html``. It exits non-zero if any notebook failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from . import notebooks
+from .papers import PROFILES
+
+
+def _positive_int(name: str):
+    def parse(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            v = 0
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{name}={s!r} is invalid; allowed values: integers >= 1")
+        return v
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="snnlab", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("figures", help="execute notebooks and write results/index.html")
+    f.add_argument("--profile", default="quick", choices=PROFILES)
+    f.add_argument("--only", default=None, help="glob on paper/notebook, e.g. 'srigl/*' or '*variance*'")
+    f.add_argument("--jobs", type=_positive_int("--jobs"), default=1)
+    f.add_argument("--cell-timeout", type=_positive_int("--cell-timeout"), default=1800)
+    ls = sub.add_parser("list", help="list notebooks and their parameters")
+    ls.add_argument("--only", default=None)
+    sub.add_parser("report", help="rewrite results/index.html from existing results")
+    c = sub.add_parser("clean", help="strip outputs (except nbval check cells) from notebooks in place")
+    c.add_argument("paths", nargs="*")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.cmd == "figures":
+        paths = notebooks.discover(args.only)
+        if not paths:
+            print(f"no notebook matches --only={args.only!r}; see `snnlab list`", file=sys.stderr)
+            return 2
+        print(f"running {len(paths)} notebook(s), profile={args.profile}, jobs={args.jobs}")
+        runs = notebooks.run_many(paths, args.profile, args.jobs, args.cell_timeout)
+        report = notebooks.write_report(runs)
+        failed = [r for r in runs if not r.ok]
+        print(f"report: {report}")
+        for r in failed:
+            print(f"\n--- {r.notebook} failed; last output:\n{r.output[-3000:]}", file=sys.stderr)
+        return 1 if failed else 0
+    if args.cmd == "list":
+        for path in notebooks.discover(args.only):
+            print(notebooks.ident(path))
+            for name, info in notebooks.parameters(path).items():
+                print(f"    {name} = {info['default']}  {info.get('help') or ''}".rstrip())
+        return 0
+    if args.cmd == "report":
+        print(notebooks.write_report())
+        return 0
+    if args.cmd == "clean":
+        import nbformat
+
+        for p in args.paths or notebooks.discover():
+            nb = nbformat.read(str(p), as_version=4)
+            nbformat.write(notebooks.clean(nb), str(p))
+            print(f"cleaned {p}")
+        return 0
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""Results: atomic writes leave no partial file; Recorder layout, claims and figures."""
+
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from snnlab import results  # noqa: E402
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "metrics.json"
+    results.atomic_write_json(target, {"a": 1})
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # interrupted between writing the temp file and renaming it
+
+    monkeypatch.setattr(results.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        results.atomic_write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # temp file removed
+
+
+def test_recorder_layout_claims_and_figures(tmp_path):
+    rec = results.Recorder("srigl", "01_x", profile="quick", params={"n": 8}, root=tmp_path)
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    rec.savefig(fig, "line")
+    rec.metric("var", np.float64(0.25))
+    rec.metric("curve", torch.tensor([1.0, 2.0]))
+    ok, test = results.approx(0.51, 0.5, rel=0.05)
+    rec.claim("mean_is_one", "mean equals 1", ours=0.51, paper=0.5, passed=ok, test=test)
+    rec.claim("mean_is_one", "mean equals 1", ours=0.7, paper=0.5, passed=False, test=test)  # replaces
+    d = tmp_path / "srigl" / "01_x" / "quick"
+    assert (d / "figures" / "line.png").stat().st_size > 0 and (d / "figures" / "line.pdf").exists()
+    assert json.loads((d / "metrics.json").read_text()) == {"var": 0.25, "curve": [1.0, 2.0]}
+    claims = json.loads((d / "claims.json").read_text())
+    assert len(claims) == 1 and claims[0]["ours"] == 0.7 and claims[0]["passed"] is False
+    rec.finish()
+    run = json.loads((d / "run.json").read_text())
+    assert run["params"] == {"n": 8} and run["n_claims"] == 1 and run["n_passed"] == 0
+    assert list(rec.claims_table(numbers=False).columns) == ["id", "statement", "passed"]
+
+
+def test_approx():
+    assert results.approx(1.04, 1.0, rel=0.05)[0]
+    assert not results.approx(1.06, 1.0, rel=0.05)[0]
+    assert results.approx(0.001, 0.0, abs_=0.01)[0]
+
+
+def test_results_root_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNNLAB_RESULTS", str(tmp_path))
+    assert results.results_root() == tmp_path.resolve()
