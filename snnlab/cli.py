@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("report", help="rewrite results/index.html from existing results")
     c = sub.add_parser("clean", help="strip outputs (except nbval check cells) from notebooks in place")
     c.add_argument("paths", nargs="*")
+    c.add_argument("--refresh", action="store_true",
+                   help="execute first and keep the fresh outputs of the # NBVAL_CHECK_OUTPUT cells")
     return p
 
 
@@ -72,9 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         import nbformat
 
         for p in args.paths or notebooks.discover():
-            nb = nbformat.read(str(p), as_version=4)
-            nbformat.write(notebooks.clean(nb), str(p))
-            print(f"cleaned {p}")
+            if args.refresh:
+                notebooks.refresh(p)
+            else:
+                nb = nbformat.read(str(p), as_version=4)
+                nbformat.write(notebooks.clean(nb), str(p))
+            print(f"{'refreshed' if args.refresh else 'cleaned'} {p}")
         return 0
     return 2  # pragma: no cover
 

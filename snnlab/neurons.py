@@ -47,7 +47,7 @@ from spikingjelly.activation_based import neuron
 
 from . import surrogate as sg
 
-__all__ = ["LIFPreset", "PRESETS", "lif", "ssgd_tau", "reference_trace"]
+__all__ = ["LIFPreset", "PRESETS", "lif", "ssgd_tau", "reference_trace", "simulate"]
 
 
 @dataclass(frozen=True)
@@ -181,3 +181,16 @@ def reference_trace(
         spikes.append(s)
         hs.append(h)
     return torch.stack(spikes), torch.stack(hs)
+
+
+def simulate(preset: str, x: torch.Tensor, **overrides: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drive one neuron of ``preset`` with the input current ``x`` ``[T]``.
+
+    Returns ``(v, spikes)``, both ``[T]``: the membrane potential after reset and the spikes.
+    """
+    if x.dim() != 1:
+        raise ValueError(f"x must be a 1-D input current [T], got shape {tuple(x.shape)}")
+    node = lif(preset, step_mode="m", store_v_seq=True, **overrides)
+    with torch.no_grad():
+        s = node(x.view(-1, 1))
+    return node.v_seq.view(-1), s.view(-1)

@@ -33,6 +33,7 @@ __all__ = [
     "build",
     "clean",
     "problems",
+    "refresh",
     "RunResult",
     "run_one",
     "run_many",
@@ -111,6 +112,29 @@ def clean(nb, keep_checked: bool = True):
         cell.execution_count = None
     nb.metadata.pop("papermill", None)
     return nb
+
+
+def refresh(path: Path, cell_timeout: int = 900) -> Path:
+    """Execute ``path`` (quick profile, results in a temporary directory) and write it back with
+    only the ``# NBVAL_CHECK_OUTPUT`` cells' outputs: what nbval then compares against."""
+    import tempfile
+
+    import nbformat
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        r = run_one(path, "quick", cell_timeout=cell_timeout, results_dir=Path(tmp))
+        if not r.ok:
+            raise RuntimeError(f"{ident(path)} failed, not refreshed:\n{r.output[-3000:]}")
+        executed = nbformat.read(str(_executed_path(path.resolve(), "quick", Path(tmp))), as_version=4)
+    original = nbformat.read(str(path), as_version=4)
+    done_cells = [c for c in executed.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    for cell, done in zip(original.cells, done_cells, strict=True):
+        if cell.cell_type == "code" and cell.source.startswith(NBVAL_MARK):
+            cell.outputs = done.outputs
+            cell.execution_count = done.execution_count
+    nbformat.write(clean(original), str(path))
+    return path
 
 
 def problems(path: Path) -> list[str]:

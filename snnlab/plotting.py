@@ -23,6 +23,7 @@ __all__ = [
     "surrogate_curves",
     "accuracy_per_timestep",
     "training_curves",
+    "lif_explorer",
 ]
 
 PAPER_COLOR = "#7f7f7f"
@@ -88,16 +89,19 @@ def lif_traces(traces: Mapping[str, tuple[torch.Tensor, torch.Tensor]], x: torch
 
 
 def surrogate_curves(surrogates: Mapping[str, Any], lo: float = -1.0, hi: float = 1.0, n: int = 801):
-    """Primitive g(x) and derivative g'(x) of each surrogate, x = V - V_th."""
-    fig, axes = _fig(1, 2, w=4.5)
+    """Primitive g(x), derivative g'(x) and a log-scale zoom near threshold, x = V - V_th."""
+    fig, axes = _fig(1, 3, w=4.0)
     x = torch.linspace(lo, hi, n, dtype=torch.float64)
+    xz = torch.linspace(-0.3, 0.3, n, dtype=torch.float64)
     for name, sg in surrogates.items():
         axes[0, 0].plot(x, sg.primitive(x), label=name)
         axes[0, 1].plot(x, sg.derivative(x), label=name)
+        axes[0, 2].plot(xz, sg.derivative(xz).clamp(min=1e-4), label=name)
     axes[0, 0].plot(x, (x >= 0).double(), "k--", lw=0.8, label="Heaviside")
     axes[0, 0].set(title="primitive g(x)", xlabel="x = V - V_th")
-    axes[0, 1].set(title="surrogate derivative g'(x)", xlabel="x = V - V_th", yscale="linear")
-    axes[0, 1].legend(fontsize="small")
+    axes[0, 1].set(title="surrogate derivative g'(x)", xlabel="x = V - V_th")
+    axes[0, 2].set(title="g'(x) near threshold (log)", xlabel="x = V - V_th", yscale="log", ylim=(1e-3, 2))
+    axes[0, 2].legend(fontsize="small")
     return fig
 
 
@@ -126,4 +130,32 @@ def training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], title:
     axes[0, 0].set(xlabel="epoch", ylabel="train loss", title=title)
     axes[0, 1].set(xlabel="epoch", ylabel="test accuracy (%)")
     axes[0, 1].legend(fontsize="small")
+    return fig
+
+
+def lif_explorer(tau: float = 4 / 3, v_threshold: float = 1.0, reset: str = "hard", surrogate: str = "atan",
+                 decay_input: bool = True, T: int = 40, amplitude: float = 1.4, seed: int = 0):
+    """One LIF neuron (spikingjelly's LIFNode) under a noisy step input, next to its surrogate.
+
+    The function behind the basics notebook's ipywidgets explorer.
+    """
+    from . import neurons
+    from . import surrogate as sgm
+
+    g = torch.Generator().manual_seed(seed)
+    x = amplitude * (torch.arange(T) >= 5).double() + 0.3 * torch.randn(T, generator=g, dtype=torch.float64)
+    v, s = neurons.simulate("lth", x, tau=tau, v_threshold=v_threshold, v_reset=0.0 if reset == "hard" else None,
+                            decay_input=decay_input, surrogate=surrogate)
+    fig, axes = _fig(1, 2, w=4.8)
+    t = np.arange(T)
+    axes[0, 0].plot(t, x.numpy(), color="0.6", lw=1, label="input")
+    axes[0, 0].plot(t, v.numpy(), marker=".", label="V (after reset)")
+    axes[0, 0].axhline(v_threshold, ls="--", color="r", lw=0.8)
+    axes[0, 0].vlines(t[s.numpy() > 0], v_threshold, v_threshold * 1.3, color="k")
+    axes[0, 0].set(xlabel="t", title=f"tau={tau:.2f}, {reset} reset: {int(s.sum())} spikes")
+    axes[0, 0].legend(fontsize="small")
+    sg = sgm.get(surrogate)
+    xs = torch.linspace(-1, 1, 401, dtype=torch.float64)
+    axes[0, 1].plot(xs, sg.derivative(xs))
+    axes[0, 1].set(xlabel="x = V - V_th", title=f"{surrogate}: g'(x)")
     return fig

@@ -1,0 +1,81 @@
+"""Every notebook on disk runs under papermill in its quick profile and records its results;
+committed notebooks are clean; a bad parameter stops a notebook before any work."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from snnlab import notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMS = yaml.safe_load((ROOT / "tests" / "notebook_params.yaml").read_text()) or {}
+ON_DISK = {notebooks.ident(p): p for p in notebooks.discover()}
+
+
+def test_every_notebook_is_covered():
+    assert ON_DISK, "no notebooks found"
+    assert set(PARAMS) == set(ON_DISK), (
+        f"not covered by tests/notebook_params.yaml: {sorted(set(ON_DISK) - set(PARAMS))}; "
+        f"listed but missing on disk: {sorted(set(PARAMS) - set(ON_DISK))}"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(ON_DISK))
+def test_committed_notebook_is_clean(name):
+    assert notebooks.problems(ON_DISK[name]) == []
+    params = notebooks.parameters(ON_DISK[name])
+    assert params["profile"]["default"] == '"quick"' and "seed" in params
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", sorted(ON_DISK))
+def test_notebook_runs_quick_profile(name, tmp_path):
+    r = notebooks.run_one(ON_DISK[name], "quick", parameters=PARAMS.get(name) or {}, results_dir=tmp_path)
+    assert r.ok, f"{name} failed after {r.wall_s} s:\n{r.output[-4000:]}"
+    out = tmp_path / ON_DISK[name].parent.name / ON_DISK[name].stem / "quick"
+    claims = json.loads((out / "claims.json").read_text())
+    assert claims and all({"id", "statement", "paper", "ours", "test", "passed"} <= set(c) for c in claims)
+    assert list((out / "figures").glob("*.png")) and list((out / "figures").glob("*.pdf"))
+    run = json.loads((out / "run.json").read_text())
+    assert run["profile"] == "quick" and "wall_s" in run
+    print(f"{name}: {r.wall_s} s, peak RSS {r.peak_rss_mb} MB")
+
+
+@pytest.mark.notebook
+def test_bad_parameter_stops_before_work(tmp_path):
+    path = ON_DISK["basics/01_lif_and_surrogates"]
+    r = notebooks.run_one(path, "quick", parameters={"T": 0}, results_dir=tmp_path)
+    assert not r.ok
+    assert "ValueError" in r.output and "T=0 is invalid" in r.output
+    assert not (tmp_path / "basics" / "01_lif_and_surrogates" / "quick" / "figures").exists() or not any(
+        (tmp_path / "basics" / "01_lif_and_surrogates" / "quick" / "figures").iterdir())
+
+
+def test_report_lists_figures_and_claims(tmp_path):
+    from snnlab import results
+
+    rec = results.Recorder("demo", "01_demo", root=tmp_path)
+    rec.claim("c1", "a statement", ours=1.0, paper=2.0, passed=False, test="ours == paper")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, _ = plt.subplots()
+    rec.savefig(fig, "fig1")
+    run = notebooks.RunResult("demo/01_demo", "quick", True, 1.0, 100.0, "")
+    html = notebooks.write_report([run], results_dir=tmp_path).read_text()
+    assert "demo/01_demo/quick/figures/fig1.png" in html and "a statement" in html and "does not hold" in html
+
+
+def test_cli_rejects_bad_input(capsys):
+    from snnlab import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["figures", "--profile", "fast"])
+    with pytest.raises(SystemExit):
+        cli.main(["figures", "--jobs", "0"])
+    assert cli.main(["figures", "--only", "no-such-notebook*"]) == 2
+    assert "no notebook matches" in capsys.readouterr().err
