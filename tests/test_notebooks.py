@@ -31,10 +31,13 @@ def test_committed_notebook_is_clean(name):
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("name", sorted(ON_DISK))
-def test_notebook_runs_quick_profile(name, tmp_path):
-    r = notebooks.run_one(ON_DISK[name], "quick", parameters=PARAMS.get(name) or {}, results_dir=tmp_path)
+def test_notebook_runs_quick_profile(name):
+    from snnlab import results
+
+    root = results.results_root()  # the session's fresh root (conftest.py): cached runs are shared
+    r = notebooks.run_one(ON_DISK[name], "quick", parameters=PARAMS.get(name) or {}, results_dir=root)
     assert r.ok, f"{name} failed after {r.wall_s} s:\n{r.output[-4000:]}"
-    out = tmp_path / ON_DISK[name].parent.name / ON_DISK[name].stem / "quick"
+    out = root / ON_DISK[name].parent.name / ON_DISK[name].stem / "quick"
     claims = json.loads((out / "claims.json").read_text())
     assert claims and all({"id", "statement", "paper", "ours", "test", "passed"} <= set(c) for c in claims)
     assert list((out / "figures").glob("*.png")) and list((out / "figures").glob("*.pdf"))
