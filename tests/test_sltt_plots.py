@@ -1,0 +1,341 @@
+"""snnlab.sltt_plots: the sltt notebooks' helpers against independent references.
+
+References: the paper's Eq. S11 written case by case (for epsilon), a dense float64 check of Eq. S5
+(temporal term = dL/du[t+1] * epsilon[t]), numpy's polyfit and hand-computed means/ratios for the
+summaries, and op_count_formula's closed forms. Training is checked for determinism and for
+exact reuse of the cache.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from snnlab import data, models, sltt, train  # noqa: E402
+from snnlab import sltt_plots as sp  # noqa: E402
+from snnlab.surrogate import Rectangle  # noqa: E402
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks train 10x faster on one thread on a 2-core machine; restore the count after."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _u_grid(v_th: float) -> torch.Tensor:
+    """Membrane values across all cases of Eq. S11, avoiding the window edges by 1e-6."""
+    u = torch.linspace(-1.0, 2.5, 3501, dtype=torch.float64) * v_th
+    edges = torch.tensor([0.5, 1.0, 1.5], dtype=torch.float64) * v_th
+    keep = ((u.unsqueeze(1) - edges).abs() > 1e-6).all(1)
+    return u[keep]
+
+
+# --- Eq. S11 and the support of epsilon -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("tau,v_th", [(1.1, 1.0), (2.0, 1.0), (1.5, 0.7)])
+def test_eq_s11_matches_library_epsilon(tau, v_th):
+    u = _u_grid(v_th)
+    s = (u >= v_th).double()
+    ref = sp.eq_s11(u, s, tau, v_th)
+    got = sltt.epsilon_diagonal(u, s, tau, v_th, reset="hard", surrogate=Rectangle(v_th))
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    lam = 1 - 1 / tau
+    # case by case, the four branches of Eq. S11
+    assert torch.allclose(ref[u <= 0.5 * v_th], torch.full_like(ref[u <= 0.5 * v_th], lam))
+    assert torch.all(ref[u >= 1.5 * v_th] == 0)
+    mid0 = (u > 0.5 * v_th) & (u < v_th)
+    assert torch.all((ref[mid0] > 0) & (ref[mid0] < 0.5 * lam))
+    mid1 = (u >= v_th) & (u < 1.5 * v_th)
+    assert torch.all((ref[mid1] > -1.5 * lam) & (ref[mid1] <= -lam + 1e-12))
+
+
+@pytest.mark.parametrize("reset", ["soft", "hard"])
+def test_support_contains_every_epsilon_and_nothing_else(reset):
+    tau, v_th = 1.1, 1.0
+    u = _u_grid(v_th)
+    s = (u >= v_th).double()
+    eps = sltt.epsilon_diagonal(u, s, tau, v_th, reset=reset)
+    sup = sp.epsilon_support(tau, v_th, reset)
+    assert bool(sp.in_support(eps, sup).all())
+    lam = sup["lam"]
+    assert lam == pytest.approx(1 - 1 / tau)
+    outside = torch.tensor([-2 * lam, -0.5 * lam, 0.75 * lam, 1.2 * lam], dtype=torch.float64)
+    assert not bool(sp.in_support(outside, sup).any())
+    if reset == "soft":  # only two values: lambda outside the window, 0 inside
+        assert set(torch.round(eps, decimals=12).tolist()) == {0.0, round(lam, 12)}
+        assert not bool(sp.in_support(torch.tensor([0.25 * lam]), sup).any())
+
+
+def test_eq_s11_bad_input():
+    with pytest.raises(ValueError, match="same shape"):
+        sp.eq_s11(torch.zeros(3), torch.zeros(4), 1.1)
+    with pytest.raises(ValueError, match="tau"):
+        sp.eq_s11(torch.zeros(3), torch.zeros(3), 0.5)
+    with pytest.raises(ValueError, match="reset"):
+        sp.epsilon_support(1.1, 1.0, "medium")
+
+
+# --- Lemma 1 helpers on a real (tiny) network -----------------------------------------------------
+
+
+def _tiny(reset: str = "soft", tau: float = 2.0, seed: int = 0):
+    kw = {"v_reset": 0.0} if reset == "hard" else {}
+    torch.manual_seed(seed)
+    net = models.build("mlp", 4, in_features=10, hidden=(12, 9), neuron="sltt", norm="none", tau=tau, **kw).double()
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():  # weights large enough that every layer spikes
+        for lin in (m for m in net.modules() if isinstance(m, torch.nn.Linear)):
+            lin.weight.normal_(0.0, 2.0 / lin.in_features**0.5, generator=g)
+            lin.bias.uniform_(0.0, 0.5, generator=g)
+    x = torch.rand(5, 6, 10, generator=g, dtype=torch.float64) * 4.0
+    y = torch.randint(0, 4, (6,), generator=g)
+    return net, x, y
+
+
+@pytest.mark.parametrize("reset", ["soft", "hard"])
+def test_eq_s5_residual_and_layer_epsilons(reset):
+    net, x, y = _tiny(reset)
+    gc = sltt.gradient_components(net, x, y, train.ce_loss, keep_tensors=True)
+    for layer in gc.tensors["temporal"]:  # not vacuous: every layer spikes and carries a temporal term
+        assert any(float(t.abs().max()) > 0 for t in layer)
+    assert all(0 < float(torch.stack(s).mean()) < 1 for s in gc.tensors["s"])
+    assert sp.eq_s5_residual(net, gc) < 1e-12
+    eps = sp.layer_epsilons(net, gc)
+    assert [e.numel() for e in eps] == [(5 - 1) * 6 * 12, (5 - 1) * 6 * 9]
+    sup = sp.epsilon_support(2.0, 1.0, reset)
+    assert all(bool(sp.in_support(e, sup).all()) for e in eps)
+    if reset == "hard":  # the library's epsilon equals the paper's closed form on the net's own u, s
+        ref = sp.layer_epsilons(net, gc, formula="eq_s11")
+        for li in range(2):
+            torch.testing.assert_close(eps[li], ref[li], rtol=1e-12, atol=1e-12)
+            u, s = gc.tensors["u"][li][3].detach(), gc.tensors["s"][li][3].detach()
+            torch.testing.assert_close(ref[li][3 * u.numel():], sp.eq_s11(u, s, 2.0).flatten())
+    else:
+        with pytest.raises(ValueError, match="eq_s11"):
+            sp.layer_epsilons(net, gc, formula="eq_s11")
+    with pytest.raises(ValueError, match="keep_tensors"):
+        sp.layer_epsilons(net, sltt.gradient_components(net, x, y, train.ce_loss))
+
+
+def test_temporal_summary_by_hand():
+    sp_n = torch.tensor([[3.0, 1.0, 2.0], [1.0, 0.0, 5.0]], dtype=torch.float64)
+    tm_n = torch.tensor([[1.0, 1.0, 0.0], [3.0, 0.0, 0.0]], dtype=torch.float64)
+    gc = sltt.GradientComponents(["a", "b"], sp_n, tm_n, sp_n + tm_n, torch.tensor([[0.9, 0.5, 1.0], [0.2, 1.0, 1.0]]))
+    s = sp.temporal_summary(gc)
+    # shares over t < T: [0.25, 0.5] and [0.75, nan]
+    assert s["mean_temporal_share"] == pytest.approx((0.25 + 0.5 + 0.75) / 3)
+    assert s["max_temporal_share"] == pytest.approx(0.75)
+    assert s["temporal_to_total"] == pytest.approx(5.0 / 10.0)
+    assert s["min_cosine"] == pytest.approx(0.2)
+    assert s["per_layer_share"] == pytest.approx([0.375, 0.75])
+
+
+def test_weight_cosines_labels_weight_matrices_in_order():
+    net, x, y = _tiny()
+    cos = sltt.bptt_sltt_cosine(net, x, y, train.ce_loss)
+    w = sp.weight_cosines(cos, net)
+    assert list(w) == ["W1 (0.1.weight)", "W2 (0.3.weight)", "W3 (1.0.weight)"]
+    assert w["W3 (1.0.weight)"] == pytest.approx(cos["1.0.weight"])
+
+
+# --- training variants ----------------------------------------------------------------------------
+
+
+def test_variant_and_setup_validation():
+    for bad in (dict(method="adam"), dict(method="sltt_k"), dict(method="sltt_k", K=7, T=6),
+                dict(method="bptt", K=2), dict(reset="medium"), dict(norm="ln"), dict(T=0), dict(seed=-1)):
+        with pytest.raises(ValueError):
+            sp.Variant(**bad)
+    for bad in (dict(arch="lenet"), dict(hidden=[]), dict(hidden=[0]), dict(tau=1.0), dict(lr=0), dict(lam=2),
+                dict(optimizer="rmsprop"), dict(epochs=0), dict(dropout=1.0), dict(device="tpu")):
+        with pytest.raises(ValueError):
+            sp.Setup(**bad)
+    assert sp.Setup(hidden=[8, 4]).hidden == (8, 4)
+    assert "SLTT-K (K=2)" in sp.Variant("sltt_k", 4, K=2).label
+
+
+def test_train_variant_deterministic_and_cached(tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv("SNNLAB_RESULTS", str(tmp_path))
+    tr, te = data.load("digits", "train"), data.load("digits", "test")
+    setup = sp.Setup(hidden=(16,), epochs=1)
+    v = sp.Variant("sltt_k", 3, K=2, reset="hard", seed=1)
+    a = sp.train_variant(v, setup, tr, te)
+    ckpt = sp.variant_cache_dir(v, setup, tr) / "last.pt"
+    assert ckpt.exists()
+    mtime = ckpt.stat().st_mtime_ns
+    b = sp.train_variant(v, setup, tr, te)  # loaded from the cache, not retrained
+    assert ckpt.stat().st_mtime_ns == mtime
+    c = sp.train_variant(v, setup, tr, te, cache=False)  # retrained from scratch: same numbers
+    assert a["acc"] == b["acc"] == c["acc"] and a["acc_per_t"] == c["acc_per_t"]
+    for (n, p), (_, q) in zip(a["model"].state_dict().items(), c["model"].state_dict().items()):
+        assert torch.equal(p, q), n
+    assert a["history"] == b["history"]
+    # the cache is keyed by the variant: another seed is another directory
+    assert sp.variant_cache_dir(sp.Variant("sltt_k", 3, K=2, reset="hard", seed=2), setup, tr) != ckpt.parent
+    # build_model gives the run's starting point, hard reset configured
+    m0 = sp.build_model(v, setup, tr)
+    assert all(n.v_reset == 0.0 for n in models.spiking_neurons(m0))
+    assert torch.equal(m0.state_dict()["0.1.weight"], sp.build_model(v, setup, tr).state_dict()["0.1.weight"])
+
+
+def _fake_runs():
+    rows = [("bptt", 2, None, 0, 0.90), ("bptt", 2, None, 1, 0.94), ("sltt", 2, None, 0, 0.93),
+            ("sltt", 2, None, 1, 0.95), ("sltt", 4, None, 0, 0.96), ("sltt_k", 4, 2, 0, 0.92),
+            ("bptt", 4, None, 0, 0.97)]
+    return [{"variant": sp.Variant(m, T, K=k, seed=s), "acc": a} for m, T, k, s, a in rows]
+
+
+def test_validate_extra():
+    sp.validate_extra(dict(hidden=[8], taus=[1.1, 2], lam=0.05, tol=1.0, n_seeds=2, K=2, Ts=[2, 4], arch="mlp"))
+    for bad in (dict(hidden=[]), dict(hidden=[8, 0]), dict(taus=[1.0]), dict(taus=[]), dict(lam=-0.1),
+                dict(tol=0), dict(n_seeds=0), dict(norm="ln"), dict(norm_arch="lenet"), dict(K=4, Ts=[2, 4]),
+                dict(dropout=1.0), dict(optimizer="lbfgs"), dict(dataset="shd")):
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=name):
+            sp.validate_extra(bad)
+
+
+def test_per_timestep_curves():
+    runs = [{"variant": sp.Variant(m, 4, K=k, seed=s), "acc_per_t": [0.1 * s, 0.2]}
+            for m, k in (("bptt", None), ("sltt_k", 2)) for s in (3, 1)]
+    c = sp.per_timestep_curves(runs, 4)
+    assert c == {"BPTT": [0.1, 0.2], "SLTT-K (K=2)": [0.1, 0.2]}
+    assert sp.per_timestep_curves(runs, 4, seed=3)["BPTT"] == pytest.approx([0.3, 0.2])
+    with pytest.raises(ValueError, match="T=5"):
+        sp.per_timestep_curves(runs, 5)
+
+
+def test_summarize_and_table_s2_accuracy():
+    s = sp.summarize(_fake_runs())
+    row = s[(s.method == "bptt") & (s["T"] == 2)].iloc[0]
+    assert row.acc_mean == pytest.approx(92.0) and row.n == 2
+    assert row.acc_std == pytest.approx(np.std([90.0, 94.0], ddof=1))
+    assert s[(s.method == "sltt") & (s["T"] == 4)].iloc[0].acc_std == 0.0
+    paper = {"T": [2, 4, 6], "bptt": {"acc": [93.9, 94.29, 94.6]}, "sltt": {"acc": [93.96, 94.17, 94.59]}}
+    t = sp.table_s2_accuracy(s, paper, Ts=[2, 4])
+    assert t.loc[2, "ours SLTT - BPTT"] == pytest.approx(94.0 - 92.0)
+    assert t.loc[4, "ours SLTT-K"] == pytest.approx(92.0)
+    assert math.isnan(t.loc[2, "ours SLTT-K"])
+    assert t.loc[4, "paper SLTT - BPTT"] == pytest.approx(94.17 - 94.29)
+    with pytest.raises(ValueError):
+        sp.summarize([])
+
+
+def test_analysis_batch():
+    ds = data.load("digits", "test")
+    x, y = sp.analysis_batch(ds, 20, 3, seed=5)
+    x2, y2 = sp.analysis_batch(ds, 20, 3, seed=5)
+    assert x.shape == (3, 20, 1, 8, 8) and torch.equal(x, x2) and torch.equal(y, y2)
+    assert torch.equal(x[0], x[2])  # direct encoding
+    with pytest.raises(ValueError, match="n="):
+        sp.analysis_batch(ds, len(ds) + 1, 3)
+
+
+# --- memory / time summaries ----------------------------------------------------------------------
+
+
+def _rows():
+    out = []
+    for T in (2, 4, 8):
+        out.append({"method": "bptt", "T": T, "K": None, "saved_peak_bytes": (1 + 2 * T) * sp.MIB,
+                    "time_median_s": 0.01 * T, "time_iqr_s": 0.001, "rss_peak_delta_bytes": 0, "cuda_peak_bytes": None})
+        out.append({"method": "sltt", "T": T, "K": None, "saved_peak_bytes": 2 * sp.MIB,
+                    "time_median_s": 0.012 * T, "time_iqr_s": 0.001, "rss_peak_delta_bytes": sp.MIB,
+                    "cuda_peak_bytes": None})
+        out.append({"method": "sltt_k", "T": T, "K": 2, "saved_peak_bytes": (2 + 0.1 * (T == 8)) * sp.MIB,
+                    "time_median_s": 0.004 * T, "time_iqr_s": 0.001, "rss_peak_delta_bytes": 0,
+                    "cuda_peak_bytes": None})
+    return out
+
+
+def test_linear_fit_against_polyfit():
+    fit = sp.linear_fit([2, 4, 6, 8], [5, 9, 13, 17])
+    assert fit["slope"] == pytest.approx(2) and fit["intercept"] == pytest.approx(1) and fit["r2"] == pytest.approx(1)
+    rng = np.random.default_rng(0)
+    xs, ys = np.arange(10.0), 3 * np.arange(10.0) + rng.normal(size=10)
+    fit = sp.linear_fit(xs, ys)
+    slope, icpt = np.polyfit(xs, ys, 1)
+    assert fit["slope"] == pytest.approx(slope) and fit["intercept"] == pytest.approx(icpt)
+    assert fit["r2"] == pytest.approx(np.corrcoef(xs, ys)[0, 1] ** 2)
+    assert math.isnan(sp.linear_fit([1, 2], [3, 3])["r2"])
+    with pytest.raises(ValueError):
+        sp.linear_fit([1, 1], [2, 3])
+
+
+def test_memory_time_summary_and_table():
+    s = sp.memory_time_summary(_rows(), T_ref=6)
+    assert s["Ts"] == [2, 4, 8] and s["T_ref"] in (4, 8)
+    assert s["sltt_variation"] == 0.0
+    assert s["sltt_k_variation"] == pytest.approx(0.05)
+    assert s["bptt_fit"]["slope"] == pytest.approx(2.0) and s["bptt_fit"]["r2"] == pytest.approx(1.0)
+    assert s["memory_ratio"] == pytest.approx([5 / 2, 9 / 2, 17 / 2])
+    assert s["time_ratio_sltt"] == pytest.approx([1.2] * 3)
+    assert s["speedup_sltt_k_at_ref"] == pytest.approx(2.5)
+    paper = {"T": [2, 4, 6], "bptt": {"memory_gb": [1.47, 2.19, 3.0], "time_h": [1.81, 3.41, 6.35]},
+             "sltt": {"memory_gb": [1.10, 1.09, 1.09], "time_h": [1.80, 3.29, 4.58]}}
+    t = sp.table_s2_memory_time(_rows(), paper)
+    assert list(t.index) == [2, 4, 6, 8]
+    assert t.loc[4, "ours mem BPTT/SLTT"] == pytest.approx(4.5)
+    assert t.loc[6, "paper mem BPTT/SLTT"] == pytest.approx(3.0 / 1.09)
+    assert t.loc[6, "paper time SLTT/BPTT"] == pytest.approx(4.58 / 6.35)
+    assert math.isnan(t.loc[6, "ours BPTT saved MiB"]) and math.isnan(t.loc[8, "paper BPTT GB"])
+    assert t.loc[2, "ours SLTT RSS MiB"] == pytest.approx(1.0) and math.isnan(t.loc[2, "ours SLTT CUDA MiB"])
+    with pytest.raises(ValueError):
+        sp.memory_time_summary([r for r in _rows() if r["T"] == 2])
+
+
+def test_memory_time_sweep_rows(one_thread):
+    factory = sp.ModelFactory("mlp", 3, in_channels=1, input_size=4, width=0.25)
+    rows = sp.memory_time_sweep(factory, sp.RandomDirectInput(2, 1, 4, 3), [1, 3], K=2, repeats=1, progress=False)
+    assert [(r["method"], r["T"]) for r in rows] == [("bptt", 1), ("sltt", 1), ("bptt", 3), ("sltt", 3), ("sltt_k", 3)]
+    x1, y1 = sp.RandomDirectInput(2, 1, 4, 3)(3)
+    assert x1.shape == (3, 2, 1, 4, 4) and x1.stride(0) == 0  # an expanded view
+    with pytest.raises(ValueError):
+        sp.ModelFactory("lenet")
+
+
+def test_op_count_table_matches_formula():
+    d, T, K = 16, 6, 2
+    t = sp.op_count_table(d, T, K)
+    for label, (m, k) in {"BPTT": ("bptt", None), "SLTT": ("sltt", None), "SLTT-K (K=2)": ("sltt_k", 2)}.items():
+        f = sltt.op_count_formula(d, m, T, k)
+        assert t.loc[label, "total"] == f["total"] and t.loc[label, "matmul (d^2 terms)"] == f["matmul"]
+    assert t.loc["SLTT", "saved per step vs BPTT"] == 2 * d  # the paper's "SLTT saves 2d"
+    assert t.loc["SLTT-K (K=2)", "backward steps"] == K
+    m = sp.op_count_measured(8, 3, 2)
+    assert bool(m["match"].all())
+
+
+# --- plots ----------------------------------------------------------------------------------------
+
+
+def test_plots_return_figures():
+    net, x, y = _tiny("hard")
+    gc = sltt.gradient_components(net, x, y, train.ce_loss, keep_tensors=True)
+    eps = torch.cat(sp.layer_epsilons(net, gc))
+    figs = [
+        sp.temporal_share_heatmaps({"a": gc, "b": gc}),
+        sp.gradient_cosine_bars({"init": {"W1 (x)": 0.99, "W2 (y)": 1.0}, "trained": {"W1 (x)": 0.98, "W2 (y)": 1.0}}),
+        sp.epsilon_histograms({"soft": eps.abs(), "hard": eps}, tau=2.0),
+        sp.tau_sweep_plot([{"tau": 1.1, "reset": "soft", "mean_temporal_share": 0.01, "cos_all": 1.0},
+                           {"tau": 2.0, "reset": "soft", "mean_temporal_share": 0.2, "cos_all": 0.99}]),
+        sp.memory_time_figure(_rows()),
+        sp.ratio_figure({"run": _rows()}, {"T": [2, 4], "bptt": {"memory_gb": [2, 3], "time_h": [1, 2]},
+                                          "sltt": {"memory_gb": [1, 1], "time_h": [1, 1.5]}}),
+        sp.accuracy_vs_T(sp.summarize(_fake_runs()), {"T": [2, 4], "bptt": {"acc": [90, 91]}, "sltt": {"acc": [90, 92]}}),
+        sp.accuracy_bars(["soft", "hard"], [97.0, 96.5], [0.2, 0.3], [94.44, 94.34]),
+    ]
+    assert all(isinstance(f, Figure) for f in figs)
+    assert figs[-1].axes[0].get_ylim()[0] > 80  # zoomed to the bars
