@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 
 import pytest
 import torch
@@ -20,17 +19,6 @@ from snnlab import sparsity_theory as st
 from snnlab.results import REPO_ROOT
 
 N_IN, N_OUT = 96, 40
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _kernel_dir(tmp_path_factory):
-    old = os.environ.get("SNNLAB_KERNEL_DIR")
-    os.environ["SNNLAB_KERNEL_DIR"] = str(tmp_path_factory.mktemp("kernels"))
-    yield
-    if old is None:
-        os.environ.pop("SNNLAB_KERNEL_DIR", None)
-    else:
-        os.environ["SNNLAB_KERNEL_DIR"] = old
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 
 import numpy as np
 import pytest
@@ -19,18 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from snnlab import sparsity_theory as st
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _kernel_dir(tmp_path_factory):
-    """Compile the native kernel (if this process has not yet) under pytest's tmp dir."""
-    old = os.environ.get("SNNLAB_KERNEL_DIR")
-    os.environ["SNNLAB_KERNEL_DIR"] = str(tmp_path_factory.mktemp("kernels"))
-    yield
-    if old is None:
-        os.environ.pop("SNNLAB_KERNEL_DIR", None)
-    else:
-        os.environ["SNNLAB_KERNEL_DIR"] = old
 
 
 # ----------------------------------------------------------------------------------------------
