@@ -48,6 +48,15 @@ def test_recorder_layout_claims_and_figures(tmp_path):
     assert list(rec.claims_table(numbers=False).columns) == ["id", "statement", "passed"]
 
 
+def test_atomic_write_honours_umask(tmp_path):
+    old = results.os.umask(0o022)
+    try:
+        path = results.atomic_write_text(tmp_path / "index.html", "<html></html>")
+    finally:
+        results.os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_approx():
     assert results.approx(1.04, 1.0, rel=0.05)[0]
     assert not results.approx(1.06, 1.0, rel=0.05)[0]
