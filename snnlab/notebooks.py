@@ -255,6 +255,19 @@ def _execute(path: str, out: str, params_json: str, cell_timeout: str) -> None:
 # --- report -------------------------------------------------------------------------------------
 
 
+def _fmt(v: Any) -> str:
+    """A claim value for the report: floats to 4 significant digits, None as a dash."""
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
 def _claims(d: Path) -> list[dict]:
     f = d / "claims.json"
     return json.loads(f.read_text()) if f.exists() else []
@@ -282,7 +295,7 @@ def write_report(runs: Sequence[RunResult] = (), results_dir: Path | None = None
         "font-size:90%;vertical-align:top}img{max-width:560px;margin:4px;border:1px solid #eee}"
         ".pass{color:#080}.fail{color:#b00}",
         "</style></head><body><h1>snnlab: figures and claims</h1>",
-        "<h2>Run log</h2><table><tr><th>notebook</th><th>profile</th><th>status</th><th>wall (s)</th>"
+        "<p>SUMMARY</p><h2>Run log</h2><table><tr><th>notebook</th><th>profile</th><th>status</th><th>wall (s)</th>"
         "<th>peak RSS (MB)</th><th>error</th></tr>",
     ]
     for r in log:
@@ -306,14 +319,18 @@ def write_report(runs: Sequence[RunResult] = (), results_dir: Path | None = None
                     for c in claims:
                         v = "<span class=pass>holds</span>" if c["passed"] else "<span class=fail>does not hold</span>"
                         parts.append(f"<tr><td>{e(c['id'])}</td><td>{e(c['statement'])}</td>"
-                                     f"<td>{e(json.dumps(c['paper']))}</td><td>{e(json.dumps(c['ours']))}</td>"
+                                     f"<td>{e(_fmt(c['paper']))}</td><td>{e(_fmt(c['ours']))}</td>"
                                      f"<td>{e(c['test'])}</td><td>{v}</td></tr>")
                     parts.append("</table>")
                 for fig in sorted((prof_dir / "figures").glob("*.png")):
                     parts.append(f"<a href='{e(str(fig.relative_to(root)))[:-4]}.pdf'>"
                                  f"<img src='{e(str(fig.relative_to(root)))}' title='{e(fig.stem)}'></a>")
     parts.append("</body></html>")
-    return results.atomic_write_text(root / "index.html", "\n".join(parts))
+    page = "\n".join(parts)
+    n_hold, n_not = page.count("class=pass>holds"), page.count("does not hold")
+    summary = (f"{n_hold + n_not} claims: {n_hold} hold, {n_not} do not (each one a finding explained in its "
+               f"notebook). Paper numbers are the papers' own; ours come from the profile shown.")
+    return results.atomic_write_text(root / "index.html", page.replace("SUMMARY", e(summary), 1))
 
 
 if __name__ == "__main__":  # child process of run_one
