@@ -22,6 +22,14 @@ def test_lth_golden_trace_hard_reset():
     assert v == pytest.approx([0.0, 0.375, 0.46875, 0.0])
 
 
+def test_lth_golden_trace_soft_reset():
+    # same charge H = V/4 + 3X/4, but V = H - 1 after a spike
+    s, v = _run(lif("lth", v_reset=None, store_v_seq=True), [1.5, 0.5, 0.5, 2.0])
+    # H1 = 1.125 -> spike, V = 0.125; H2 = 0.03125 + 0.375; H3 = 0.1015625 + 0.375; H4 = 0.119140625 + 1.5
+    assert s == [1.0, 0.0, 0.0, 1.0]
+    assert v == pytest.approx([0.125, 0.40625, 0.4765625, 0.619140625])
+
+
 def test_sltt_golden_trace_soft_reset():
     # u[t] = (1 - 1/1.1) v[t-1] + x[t] = v/11 + x; soft reset subtracts V_th = 1
     s, v = _run(lif("sltt", store_v_seq=True), [0.6, 0.6, 1.2, 0.0])
@@ -46,6 +54,13 @@ def test_ssgd_leak_factor_and_subtractive_reset():
     v2 = alpha * 0.7 + 0.7  # 1.3334 -> spike, subtract 1
     assert s == [0.0, 1.0, 0.0]
     assert v == pytest.approx([0.7, v2 - 1.0, alpha * (v2 - 1.0)])
+
+
+def test_ssgd_golden_trace_hard_reset():
+    alpha = math.exp(-0.1)
+    s, v = _run(lif("ssgd", v_reset=0.0, store_v_seq=True), [0.7, 0.7, 0.2])
+    assert s == [0.0, 1.0, 0.0]  # 0.7 alpha + 0.7 = 1.3334 -> spike, V = 0
+    assert v == pytest.approx([0.7, 0.0, 0.2])
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
