@@ -21,7 +21,7 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +177,7 @@ class Recorder:
         import pandas as pd
 
         cols = ["id", "statement", "paper", "ours", "test", "passed"] if numbers else ["id", "statement", "passed"]
-        return pd.DataFrame([asdict(c) for c in self.claims], columns=list(asdict(Claim("", "", None)).keys()))[cols]
+        return pd.DataFrame([asdict(c) for c in self.claims], columns=[f.name for f in fields(Claim)])[cols]
 
     def _write_run(self, **extra: Any) -> None:
         atomic_write_json(
