@@ -288,14 +288,14 @@ def flops_rows(runs: Mapping[tuple[str, float], Any], dense_key: tuple[str, floa
 
 def plot_input_rates(runs: Mapping[tuple[str, float], Any], title: str = ""):
     """Input firing rate of every spike-fed layer vs sparsity, one line per method (dashed: dense)."""
-    import matplotlib.pyplot as plt
 
     dense = [r for (lbl, s), r in runs.items() if lbl == "dense"]
     first = next(iter(runs.values()))
     names = [o["name"] if isinstance(o, Mapping) else o.name for o in first.ops]
     layers = [i for i, n in enumerate(names) if _layers(first.ops)[i].spiking_input]
-    fig, axes = plt.subplots(1, max(1, len(layers)), figsize=(3.6 * max(1, len(layers)), 3.2), squeeze=False)
-    plt.close(fig)
+    from .plotting import figure
+
+    fig, axes = figure(1, max(1, len(layers)), w=3.6, h=3.2)
     labels = list(dict.fromkeys(lbl for lbl, _ in runs if lbl != "dense"))
     for ax, i in zip(axes[0], layers):
         for lbl in labels:
@@ -319,8 +319,9 @@ def plot_flops(rows: Sequence[Mapping[str, Any]], title: str = ""):
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.6), squeeze=False)
-    plt.close(fig)
+    from .plotting import figure
+
+    fig, axes = figure(1, 3, w=4.5, h=3.6)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     colors = dict(zip(methods, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     styles = {"train_spikes": "-", "train_weights": "--", "train_snn": ":"}

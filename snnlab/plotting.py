@@ -16,6 +16,7 @@ import torch
 
 __all__ = [
     "theme",
+    "figure",
     "PAPER_COLOR",
     "OURS_COLOR",
     "paper_vs_ours",
@@ -37,7 +38,10 @@ def theme(context: str = "notebook") -> None:
                          "axes.titlesize": "medium"})
 
 
-def _fig(nrows: int = 1, ncols: int = 1, w: float = 4.2, h: float = 3.2, **kw: Any):
+def figure(nrows: int = 1, ncols: int = 1, w: float = 4.2, h: float = 3.2, **kw: Any):
+    """A closed Figure with a 2-D ``axes`` array, each panel ``w`` x ``h`` inches: the one way every
+    plot function of the suite makes its figure (closed, so the inline backend does not show it
+    twice; the notebook displays the returned Figure)."""
     fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False, **kw)
     plt.close(fig)  # returned, not shown twice by the inline backend
     return fig, axes
@@ -53,7 +57,7 @@ def paper_vs_ours(
     note: str = "",
 ):
     """Grouped bars of the paper's numbers beside ours (a missing paper value is left blank)."""
-    fig, axes = _fig(w=max(4.2, 0.8 * len(labels) + 2))
+    fig, axes = figure(w=max(4.2, 0.8 * len(labels) + 2))
     ax = axes[0, 0]
     x = np.arange(len(labels))
     pv = np.array([np.nan if p is None else p for p in paper], dtype=float)
@@ -74,7 +78,7 @@ def lif_traces(traces: Mapping[str, tuple[torch.Tensor, torch.Tensor]], x: torch
     ``traces``: name -> (v_seq ``[T]`` membrane after reset, spikes ``[T]``); ``x`` the input ``[T]``.
     """
     n = len(traces)
-    fig, axes = _fig(n + 1, 1, w=7, h=1.6, sharex=True)
+    fig, axes = figure(n + 1, 1, w=7, h=1.6, sharex=True)
     t = np.arange(len(x))
     axes[0, 0].step(t, x.numpy(), where="mid", color="k")
     axes[0, 0].set_ylabel("input")
@@ -90,7 +94,7 @@ def lif_traces(traces: Mapping[str, tuple[torch.Tensor, torch.Tensor]], x: torch
 
 def surrogate_curves(surrogates: Mapping[str, Any], lo: float = -1.0, hi: float = 1.0, n: int = 801):
     """Primitive g(x), derivative g'(x) and a log-scale zoom near threshold, x = V - V_th."""
-    fig, axes = _fig(1, 3, w=4.0)
+    fig, axes = figure(1, 3, w=4.0)
     x = torch.linspace(lo, hi, n, dtype=torch.float64)
     xz = torch.linspace(-0.3, 0.3, n, dtype=torch.float64)
     for name, sg in surrogates.items():
@@ -107,7 +111,7 @@ def surrogate_curves(surrogates: Mapping[str, Any], lo: float = -1.0, hi: float 
 
 def accuracy_per_timestep(curves: Mapping[str, Sequence[float]], title: str = "", paper: Mapping[str, float] | None = None):
     """Accuracy of the accumulated output after t = 1..T steps, one line per run."""
-    fig, axes = _fig()
+    fig, axes = figure()
     ax = axes[0, 0]
     for name, acc in curves.items():
         ax.plot(np.arange(1, len(acc) + 1), np.asarray(acc) * 100, marker="o", label=name)
@@ -126,7 +130,7 @@ def accuracy_per_timestep(curves: Mapping[str, Sequence[float]], title: str = ""
 
 def training_curves(histories: Mapping[str, Sequence[Mapping[str, Any]]], title: str = ""):
     """Train loss and test accuracy per epoch for several runs."""
-    fig, axes = _fig(1, 2)
+    fig, axes = figure(1, 2)
     for name, hist in histories.items():
         ep = [h["epoch"] for h in hist]
         axes[0, 0].plot(ep, [h["train_loss"] for h in hist], label=name)
@@ -151,7 +155,7 @@ def lif_explorer(tau: float = 4 / 3, v_threshold: float = 1.0, reset: str = "har
     x = amplitude * (torch.arange(T) >= 5).double() + 0.3 * torch.randn(T, generator=g, dtype=torch.float64)
     v, s = neurons.simulate("lth", x, tau=tau, v_threshold=v_threshold, v_reset=0.0 if reset == "hard" else None,
                             decay_input=decay_input, surrogate=surrogate)
-    fig, axes = _fig(1, 2, w=4.8)
+    fig, axes = figure(1, 2, w=4.8)
     t = np.arange(T)
     axes[0, 0].plot(t, x.numpy(), color="0.6", lw=1, label="input")
     axes[0, 0].plot(t, v.numpy(), marker=".", label="V (after reset)")

@@ -979,14 +979,6 @@ def accuracy_table(runs: Mapping[tuple[str, float], SparseRun], paper: Mapping[s
 # ----------------------------------------------------------------------------------------------
 
 
-def _fig(nrows: int = 1, ncols: int = 1, w: float = 4.2, h: float = 3.2, **kw: Any):
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False, **kw)
-    plt.close(fig)
-    return fig, axes
-
-
 def _pct(s: float) -> str:
     return f"{100 * s:g}%"
 
@@ -998,7 +990,9 @@ def plot_accuracy_vs_sparsity(ours: Mapping[str, Mapping[float, float]], paper: 
     """Table 9 analogue: test accuracy (%) vs sparsity, the paper's numbers (left) beside ours
     (right), one line per method; dashed lines are the dense baselines. ``ours`` / ``paper``:
     ``{method label: {sparsity: accuracy %}}``."""
-    fig, axes = _fig(1, 2, w=4.6, h=3.4)
+    from .plotting import figure
+
+    fig, axes = figure(1, 2, w=4.6, h=3.4)
     for ax, data, dense, title, err in ((axes[0, 0], paper, paper_dense, paper_title, paper_err or {}),
                                         (axes[0, 1], ours, ours_dense, ours_title, {})):
         xs_all = sorted({s for d in data.values() for s in d})
@@ -1022,7 +1016,9 @@ def plot_layer_widths(widths: Mapping[str, Mapping[str, int]], n_out: Mapping[st
     import numpy as np
 
     layers = list(n_out)
-    fig, axes = _fig(w=max(4.2, 1.3 * len(layers) + 2))
+    from .plotting import figure
+
+    fig, axes = figure(w=max(4.2, 1.3 * len(layers) + 2))
     ax = axes[0, 0]
     x = np.arange(len(layers))
     n = len(widths) + 1
@@ -1043,7 +1039,9 @@ def plot_fan_in(fan_in: Mapping[str, Mapping[str, Sequence[int]]], title: str = 
 
     methods = list(fan_in)
     layers = list(next(iter(fan_in.values())))
-    fig, axes = _fig(1, len(layers), w=3.2, h=3.2)
+    from .plotting import figure
+
+    fig, axes = figure(1, len(layers), w=3.2, h=3.2)
     rng = np.random.default_rng(0)
     for j, layer in enumerate(layers):
         ax = axes[0, j]
@@ -1066,7 +1064,9 @@ def plot_itop(panels: Mapping[str, Mapping[str, tuple[Sequence[int], Sequence[fl
     """Figs. 14-17 analogue: ITOP rate (fraction of weights ever active) vs training step, one panel
     per entry of ``panels`` (``{panel title: {run label: (steps, itop)}}``); ``densities``
     (``{panel title: density}``) draws the initial density, ``stop_step`` when the mask froze."""
-    fig, axes = _fig(1, len(panels), w=4.6, h=3.4)
+    from .plotting import figure
+
+    fig, axes = figure(1, len(panels), w=4.6, h=3.4)
     for ax, (ptitle, curves) in zip(axes[0], panels.items()):
         for label, (steps, itop) in curves.items():
             ax.plot(steps, itop, drawstyle="steps-post", label=label)
@@ -1087,7 +1087,9 @@ def dst_explorer(runs: Mapping[tuple[str, float], SparseRun], label: str, sparsi
 
     run = runs[(label, sparsity)]
     layers = list(run.fan_in)
-    fig, axes = _fig(1, len(layers) + 1, w=3.0, h=2.8)
+    from .plotting import figure
+
+    fig, axes = figure(1, len(layers) + 1, w=3.0, h=2.8)
     for j, k in enumerate(layers):
         v = np.asarray([f for f in run.fan_in[k] if f > 0])
         axes[0, j].hist(v, bins=min(30, max(1, len(set(v.tolist())))))

@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .plotting import figure
+
 __all__ = [
     "METHOD_LABELS",
     "validate_extra",
@@ -833,11 +835,6 @@ def op_count_measured(d: int, T: int, K: int, layers: int = 3, batch: int = 1, s
 # --- plots ----------------------------------------------------------------------------------------
 
 
-def _fig(nrows: int = 1, ncols: int = 1, w: float = 4.2, h: float = 3.2, **kw: Any):
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False, **kw)
-    plt.close(fig)
-    return fig, axes
-
 
 def temporal_share_heatmaps(gcs: Mapping[str, Any], vmax: float | None = None):
     r"""One heatmap per condition (e.g. "soft, init"): the temporal share
@@ -850,7 +847,7 @@ def temporal_share_heatmaps(gcs: Mapping[str, Any], vmax: float | None = None):
     nrows = -(-n // ncols)
     any_gc = next(iter(gcs.values()))
     L, T = any_gc.spatial_norm.shape
-    fig, axes = _fig(nrows, ncols, w=max(3.6, 0.55 * T + 2.2), h=max(2.2, 0.45 * L + 1.4))
+    fig, axes = figure(nrows, ncols, w=max(3.6, 0.55 * T + 2.2), h=max(2.2, 0.45 * L + 1.4))
     top = vmax if vmax is not None else max(float(np.nanmax(g.temporal_share.numpy())) for g in gcs.values())
     for ax, (name, gc) in zip(axes.flat, gcs.items()):
         share = gc.temporal_share.numpy()
@@ -870,7 +867,7 @@ def gradient_cosine_bars(cosines: Mapping[str, Mapping[str, float]], title: str 
     (one colour each). ``cosines``: condition -> {layer label: cos} (see :func:`weight_cosines`)."""
     conds = list(cosines)
     layers = list(next(iter(cosines.values())))
-    fig, axes = _fig(w=max(4.8, 1.1 * len(layers) + 2.5))
+    fig, axes = figure(w=max(4.8, 1.1 * len(layers) + 2.5))
     ax = axes[0, 0]
     x = np.arange(len(layers))
     wdt = 0.8 / max(len(conds), 1)
@@ -891,7 +888,7 @@ def epsilon_histograms(eps: Mapping[str, torch.Tensor], tau: float, v_th: float 
     r"""Histogram of :math:`\mathrm{diag}(\epsilon^l[t])` per reset (``eps``: ``"soft"``/``"hard"`` ->
     values), log counts, with the support of :func:`epsilon_support` marked: shaded intervals and
     dashed lines at the point values (Eq. S11 for hard reset)."""
-    fig, axes = _fig(1, len(eps), w=4.4, sharey=False)
+    fig, axes = figure(1, len(eps), w=4.4, sharey=False)
     lam = 1.0 - 1.0 / tau
     edges = np.linspace(-1.75 * lam, 1.25 * lam, bins + 1)
     for ax, (reset, vals) in zip(axes.flat, eps.items()):
@@ -916,7 +913,7 @@ def epsilon_histograms(eps: Mapping[str, torch.Tensor], tau: float, v_th: float 
 def tau_sweep_plot(rows: Sequence[Mapping[str, Any]], tau_ref: float = 1.1):
     r"""Temporal share (left) and cos(BPTT, SLTT gradient) (right) against :math:`\tau`, one line per
     reset (rows of :func:`tau_sweep`); the paper's :math:`\tau` dotted."""
-    fig, axes = _fig(1, 2)
+    fig, axes = figure(1, 2)
     for reset in dict.fromkeys(r["reset"] for r in rows):
         rr = sorted((r for r in rows if r["reset"] == reset), key=lambda r: r["tau"])
         taus = [r["tau"] for r in rr]
@@ -948,7 +945,7 @@ def components_explorer(tau: float = 1.1, reset: str = "soft", T: int = 6, norm:
     net.train()
     gc = gradient_components(net, x_seq, y, setup.loss_fn())
     cos = weight_cosines(bptt_sltt_cosine(net, x_seq, y, setup.loss_fn()), net)
-    fig, axes = _fig(1, 2, w=4.6)
+    fig, axes = figure(1, 2, w=4.6)
     share = gc.temporal_share.numpy()
     sns.heatmap(share, ax=axes[0, 0], vmin=0, vmax=max(0.05, float(np.nanmax(share))), cmap="rocket_r",
                 annot=T <= 12, fmt=".2f", annot_kws={"fontsize": "x-small"},
@@ -966,7 +963,7 @@ def memory_time_figure(rows: Sequence[Mapping[str, Any]], title: str = ""):
     RSS delta (MiB)."""
     Ts = sorted({int(r["T"]) for r in rows})
     has_cuda = any(r.get("cuda_peak_bytes") is not None for r in rows)
-    fig, axes = _fig(1, 3, w=3.9)
+    fig, axes = figure(1, 3, w=3.9)
     for m in METHOD_LABELS:
         rr = [(T, _pick(rows, m, T)) for T in Ts if _pick(rows, m, T)]
         if not rr:
@@ -999,7 +996,7 @@ def ratio_figure(sources: Mapping[str, Sequence[Mapping[str, Any]]], paper: Mapp
     notebook's run, the committed benchmark), the paper's Table S2 in grey."""
     from .plotting import PAPER_COLOR
 
-    fig, axes = _fig(1, 2, w=4.6)
+    fig, axes = figure(1, 2, w=4.6)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, rows) in enumerate(sources.items()):
         s = memory_time_summary(rows)
@@ -1030,7 +1027,7 @@ def accuracy_vs_T(summary, paper: Mapping[str, Any] | None = None, ours_title: s
                   paper_title: str = "paper: ResNet-18, CIFAR-10 (Table S2)"):
     """Accuracy (%) against T per method: ours (soft reset, BN; mean and std over seeds, left) and
     the paper's Table S2 (right), on separate axes since datasets and networks differ."""
-    fig, axes = _fig(1, 2 if paper else 1, w=4.4)
+    fig, axes = figure(1, 2 if paper else 1, w=4.4)
     sub = summary[(summary.reset == "soft") & (summary.norm == "bn")]
     for m in METHOD_LABELS:
         d = sub[sub.method == m].sort_values("T")

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from . import sparsity_theory as st
+from .plotting import figure
 
 __all__ = [
     "KIND_LABELS",
@@ -85,11 +86,6 @@ METHOD_STYLE = {
 }
 DEFAULT_METHODS = ("dense", "csr", "csr_mv", "structured", "condensed", "condensed_torch")
 
-
-def _fig(nrows: int = 1, ncols: int = 1, w: float = 4.2, h: float = 3.2, **kw: Any):
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols, h * nrows), squeeze=False, **kw)
-    plt.close(fig)  # returned, not shown twice by the inline backend
-    return fig, axes
 
 
 def _log_y(ax) -> None:
@@ -405,7 +401,7 @@ def variance_vs_sparsity(curves, sims, kinds: Sequence[str] = st.KINDS, title: s
     makes the (small) ordering visible: constant fan-in lowest, the gap growing as k << n. Log-scale
     axes (x: density 10^-t, labelled by sparsity)."""
     ns = sorted(curves["n"].unique())
-    fig, axes = _fig(2, len(ns), w=3.9, h=2.9, sharex="col", gridspec_kw={"height_ratios": [1.4, 1]})
+    fig, axes = figure(2, len(ns), w=3.9, h=2.9, sharex="col", gridspec_kw={"height_ratios": [1.4, 1]})
     for j, n in enumerate(ns):
         ax, axr = axes[0, j], axes[1, j]
         c = curves[curves["n"] == n]
@@ -441,7 +437,7 @@ def mean_check(sims, title: str = r"$E\|z\|^2 = 1$: simulated means, 95% CIs"):
     """Simulated E‖z‖² with 95% CIs for every point of :func:`simulate_points` against the theory
     value 1 (left), and z = (mean - 1)/se (right; grey band |z| < 2). Points are grouped by n,
     sparsity increasing within a group, one marker per kind."""
-    fig, axes = _fig(1, 2, w=4.4, h=3.0)
+    fig, axes = figure(1, 2, w=4.4, h=3.0)
     ax, axz = axes[0]
     ns = sorted(sims["n"].unique())
     x0, centers = 0.0, []
@@ -475,7 +471,7 @@ def erratum_figure(curves, sims, kinds: Sequence[str] = st.KINDS):
     simulation against each formula (grey band |z| < 2)."""
     ns = sorted(curves["n"].unique())
     colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.8, len(ns)))
-    fig, axes = _fig(2, len(kinds), w=4.0, h=3.0)
+    fig, axes = figure(2, len(kinds), w=4.0, h=3.0)
     for j, kind in enumerate(kinds):
         ax, axz = axes[0, j], axes[1, j]
         for n, col in zip(ns, colors):
@@ -512,7 +508,7 @@ def c_nk_figure(ns: Sequence[int]):
     against sparsity; their ratio is n²/(n²-1). Right: how far constant per-layer is from
     Bernoulli, 1 - Var_per-layer / Var_Bernoulli (r = 1/2)."""
     check_sweep(ns=ns)
-    fig, axes = _fig(1, 2, w=4.4, h=3.2)
+    fig, axes = figure(1, 2, w=4.4, h=3.2)
     ax, ax2 = axes[0]
     colors = plt.get_cmap("viridis")(np.linspace(0.1, 0.8, len(ns)))
     for n, col in zip(ns, colors):
@@ -546,7 +542,7 @@ def rate_figure(curves, sims, n: int | None = None):
     s = sims[sims["n"] == n] if sims is not None else None
     rates = sorted(c["rate"].unique())
     colors = plt.get_cmap("plasma")(np.linspace(0.05, 0.8, len(rates)))
-    fig, axes = _fig(1, 2, w=4.6, h=3.4)
+    fig, axes = figure(1, 2, w=4.6, h=3.4)
     ax, ax2 = axes[0]
     for r, col in zip(rates, colors):
         cr = c[c["rate"] == r]
@@ -580,7 +576,7 @@ def lif_gates_figure(gate_sets: Mapping[str, torch.Tensor], sims, kinds: Sequenc
     the simulation drawing ξ from the recorded spikes (points, 95% CI). ``sims``: concatenated
     :func:`simulate_points` outputs with a ``condition`` column matching ``gate_sets``' keys."""
     names = list(gate_sets)
-    fig, axes = _fig(len(names), 2, w=4.6, h=3.0)
+    fig, axes = figure(len(names), 2, w=4.6, h=3.0)
     for i, name in enumerate(names):
         g = gate_sets[name]
         info = gate_summary(g)
@@ -616,7 +612,7 @@ def variance_explorer(n: int = 64, k: int = 4, samples: int = 2000, rate: float 
     if not _is_int(k) or not 1 <= k <= n:
         raise ValueError(f"k={k!r} is out of range; allowed values: integers 1 <= k <= n={n}")
     curves = theory_curves([n], rate=rate)
-    fig, axes = _fig(1, 2, w=4.6, h=3.4)
+    fig, axes = figure(1, 2, w=4.6, h=3.4)
     ax, axh = axes[0]
     hi, draws = 0.0, {}
     for kind in st.KINDS:
@@ -677,7 +673,7 @@ def benchmark_grid(result: dict, methods: Sequence[str] = DEFAULT_METHODS, title
     df = frame(result)
     threads = sorted(df["threads"].dropna().unique())
     sps = sorted(df["sparsity"].unique())
-    fig, axes = _fig(len(threads), len(sps), w=3.5, h=2.9, sharey="row", sharex=True)
+    fig, axes = figure(len(threads), len(sps), w=3.5, h=2.9, sharey="row", sharex=True)
     for i, nt in enumerate(threads):
         for j, s in enumerate(sps):
             ax = axes[i, j]
@@ -707,7 +703,7 @@ def benchmark_panel(result: dict, threads: int = 1, sparsity: float = 0.9,
     if not len(d):
         raise ValueError(f"threads={threads!r}, sparsity={sparsity!r} not in this result; available: threads "
                          f"{sorted(df['threads'].unique())}, sparsities {sorted(df['sparsity'].unique())}")
-    fig, axes = _fig(1, 1, w=5.2, h=3.6)
+    fig, axes = figure(1, 1, w=5.2, h=3.6)
     ax = axes[0, 0]
     _method_lines(ax, d, methods)
     ax.set(xlabel="batch size", ylabel="time per call (µs)",
@@ -726,7 +722,7 @@ def speedup_figure(results: Mapping[str, dict], sparsity: float = 0.9, over: Seq
     targets (``{"dense": 3.4, "csr": 2.5}``) are drawn as stars; the dotted line is 1 (no gain)."""
     from .condensed_bench import speedups
 
-    fig, axes = _fig(1, len(over), w=4.4, h=3.3, sharey=True)
+    fig, axes = figure(1, len(over), w=4.4, h=3.3, sharey=True)
     styles = ["-", "--", "-.", ":"]
     for j, m in enumerate(over):
         ax = axes[0, j]
@@ -755,7 +751,7 @@ def device_figure(result: dict, methods: Sequence[str] = ("dense", "csr", "struc
     df = frame(result)
     batches = sorted(df["batch"].unique())
     sps = sorted(df["sparsity"].unique())
-    fig, axes = _fig(1, len(batches), w=4.0, h=3.2)
+    fig, axes = figure(1, len(batches), w=4.0, h=3.2)
     width = 0.8 / len(methods)
     for ax, b in zip(axes[0], batches):
         for i, m in enumerate(methods):
