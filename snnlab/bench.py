@@ -49,6 +49,14 @@ class Timing:
     def min(self) -> float:
         return min(self.times)
 
+    @classmethod
+    def of(cls, times: list[float]) -> "Timing":
+        """Summarise seconds per call (e.g. repeats pooled over interleaved rounds)."""
+        if not times:
+            raise ValueError("times is empty; time at least one call")
+        q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
+        return cls(median=statistics.median(times), iqr=q[2] - q[0], times=list(times))
+
 
 def _sync(device: Any) -> None:
     if device is not None and torch.device(device).type == "cuda":
@@ -78,8 +86,7 @@ def time_fn(
         dt = time.perf_counter() - t0
         times.append(dt)
         total += dt
-    q = statistics.quantiles(times, n=4) if len(times) >= 2 else [times[0]] * 3
-    return Timing(median=statistics.median(times), iqr=q[2] - q[0], times=times)
+    return Timing.of(times)
 
 
 class _Packed:

@@ -45,7 +45,6 @@ import json
 import numbers
 import os
 import random
-import statistics
 import time
 import warnings
 from pathlib import Path
@@ -55,7 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from . import sparsity_theory as st
-from .bench import machine_info, time_fn
+from .bench import Timing, machine_info, time_fn
 from .results import REPO_ROOT
 
 __all__ = [
@@ -353,21 +352,21 @@ def run_cpu(
                                 f = methods[name]
                                 tm = time_fn(lambda: f(x), repeats=repeats, warmup=warmup)
                                 pooled[name].extend(tm.times)
-                    for name, times in pooled.items():
-                        q = statistics.quantiles(times, n=4)
+                    timed = {name: Timing.of(times) for name, times in pooled.items()}
+                    for name, t in timed.items():
                         result["measurements"].append({
                             "threads": nt,
                             "sparsity": s,
                             "batch": B,
                             "method": name,
-                            "median_s": statistics.median(times),
-                            "iqr_s": q[2] - q[0],
-                            "min_s": min(times),
-                            "n": len(times),
+                            "median_s": t.median,
+                            "iqr_s": t.iqr,
+                            "min_s": t.min,
+                            "n": len(t.times),
                             "max_abs_err": errors.get(name),
                         })
-                    med = {n: statistics.median(t) * 1e6 for n, t in pooled.items()}
-                    say(f"threads={nt} sparsity={s} batch={B}: " + ", ".join(f"{n}={v:.0f}us" for n, v in med.items()))
+                    say(f"threads={nt} sparsity={s} batch={B}: "
+                        + ", ".join(f"{n}={t.median * 1e6:.0f}us" for n, t in timed.items()))
             result.setdefault("loadavg_per_threads", {})[str(nt)] = {"start": load0, "end": loadavg()}
     finally:
         torch.set_num_threads(threads_before)
@@ -558,10 +557,9 @@ def run_device(
                     err = None if name == "dense" else float(
                         (y - (csr_ref if name == "csr" else ref[:, kept])).abs().max())
                     tm = time_fn(lambda: f(x), repeats=repeats, warmup=warmup, device=dev)
-                    q = statistics.quantiles(tm.times, n=4)
                     result["measurements"].append({
                         "threads": None, "sparsity": s, "batch": B, "method": name, "median_s": tm.median,
-                        "iqr_s": q[2] - q[0], "min_s": tm.min, "n": len(tm.times), "max_abs_err": err,
+                        "iqr_s": tm.iqr, "min_s": tm.min, "n": len(tm.times), "max_abs_err": err,
                     })
             say(f"{dev} sparsity={s} batch={B}: " + ", ".join(
                 f"{m['method']}={m['median_s'] * 1e6:.0f}us" for m in result["measurements"][-len(methods):]))

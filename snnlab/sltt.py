@@ -1025,13 +1025,12 @@ class _Run:
         }
 
     def result(self, mem: dict[str, Any]) -> dict[str, Any]:
-        import statistics
+        from . import bench
 
-        q = statistics.quantiles(self.times, n=4) if len(self.times) >= 2 else [self.times[0]] * 3
+        t = bench.Timing.of(self.times)
         self.model.zero_grad(set_to_none=True)
         return {"method": self.method, "T": self.T, "K": self.K, **mem,
-                "time_median_s": statistics.median(self.times), "time_iqr_s": q[2] - q[0],
-                "repeats": len(self.times)}
+                "time_median_s": t.median, "time_iqr_s": t.iqr, "repeats": len(self.times)}
 
 
 def _check_repeats(repeats: Any, warmup: Any) -> None:

@@ -1,5 +1,6 @@
 """bench: saved-for-backward bytes against hand counts; live bytes fall when graphs are freed."""
 
+import pytest
 import torch
 
 from snnlab import bench
@@ -40,6 +41,14 @@ def test_time_fn_structure():
     calls = []
     t = bench.time_fn(lambda: calls.append(1), repeats=5, warmup=2)
     assert len(calls) == 7 and len(t.times) == 5 and t.median >= 0 and t.iqr >= 0
+
+
+def test_timing_of_pooled_repeats():
+    t = bench.Timing.of([4.0, 1.0, 3.0, 2.0, 5.0])
+    assert t.median == 3.0 and t.min == 1.0 and t.iqr == pytest.approx(4.5 - 1.5)
+    assert bench.Timing.of([2.0]).iqr == 0.0
+    with pytest.raises(ValueError, match="times is empty"):
+        bench.Timing.of([])
 
 
 def test_peak_rss_delta_sees_an_allocation():
