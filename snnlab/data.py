@@ -63,6 +63,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from .results import REPO_ROOT
+
 __all__ = [
     "SPLITS",
     "ENCODINGS",
@@ -89,8 +91,6 @@ ENCODINGS = ("direct", "poisson", "latency")
 #: dt = 1 ms (T = 100 steps).
 LATENCY_DEFAULTS = {"tau_eff": 20.0, "theta": 0.2, "dt": 1.0}
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_ROOT.parent
 ENV_VAR = "SNNLAB_DATA"
 
 # ----------------------------------------------------------------------------------------------

@@ -24,15 +24,16 @@ from __future__ import annotations
 
 import numbers
 from functools import lru_cache
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
 import yaml
 
+from .results import REPO_ROOT
+
 __all__ = ["PAPERS_DIR", "PROFILES", "load", "list_papers", "resolve", "Params", "validate"]
 
-PAPERS_DIR = Path(__file__).resolve().parent.parent / "papers"
+PAPERS_DIR = REPO_ROOT / "papers"
 PROFILES = ("quick", "paper")
 
 
