@@ -125,6 +125,38 @@ def _bool(name: str, v: Any) -> None:
         raise ValueError(f"{name}={v!r} is invalid; allowed values: True or False")
 
 
+def _number_in(lo: float, hi: float, hi_open: bool = False, why: str = "") -> Callable[[str, Any], None]:
+    def check(name: str, v: Any) -> None:
+        ok = not isinstance(v, bool) and isinstance(v, numbers.Real) and lo <= v and (v < hi if hi_open else v <= hi)
+        if not ok:
+            rng = f"[{lo:g}, {hi:g}{')' if hi_open else ']'}"
+            raise ValueError(f"{name}={v!r} is invalid; allowed values: {rng}{why}")
+
+    return check
+
+
+def _numbers_above(lo: float, why: str = "") -> Callable[[str, Any], None]:
+    def check(name: str, v: Any) -> None:
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError(f"{name}={v!r} is invalid; allowed values: a non-empty list of numbers > {lo:g}")
+        for x in v:
+            if isinstance(x, bool) or not isinstance(x, numbers.Real) or not x > lo:
+                raise ValueError(f"{name} entry={x!r} is invalid; allowed values: numbers > {lo:g}{why}")
+
+    return check
+
+
+def _choice_of(module: str, attr: str) -> Callable[[str, Any], None]:
+    """A choice among ``snnlab.<module>.<attr>``, imported only when a notebook has the parameter."""
+
+    def check(name: str, v: Any) -> None:
+        import importlib
+
+        _choice(getattr(importlib.import_module(f"snnlab.{module}"), attr))(name, v)
+
+    return check
+
+
 def _dataset(name: str, v: Any) -> None:
     from . import data
 
@@ -151,6 +183,20 @@ VALIDATORS: dict[str, Callable[[str, Any], None]] = {
     "dataset": _dataset,
     "device": _choice(["cpu", "cuda", "auto"]),
     "INTERACTIVE": _bool,
+    # model and training options shared by several notebooks
+    "arch": _choice_of("models", "ARCHITECTURES"),
+    "norm_arch": _choice_of("models", "ARCHITECTURES"),
+    "norm": _choice_of("models", "NORMS"),
+    "optimizer": _choice(["adam", "sgd"]),
+    "hidden": _int_list_at_least(1),
+    "input_size": _int_at_least(1),
+    "dropout": _number_in(0, 1, hi_open=True),
+    "lam": _number_in(0, 1, why=" (sltt Eq. S13)"),
+    "taus": _numbers_above(1, why=" (the leak is 1 - 1/tau)"),
+    "tol": _positive,
+    "n_seeds": _int_at_least(1),
+    "n_analysis": _int_at_least(1),
+    "d_ops": _int_at_least(1),
 }
 
 

@@ -109,42 +109,14 @@ def _choice(name: str, v: Any, allowed: Sequence[Any]) -> Any:
 
 
 def validate_extra(params: Mapping[str, Any]) -> None:
-    """Validate the sltt notebooks' parameters that :func:`snnlab.papers.resolve` does not know
-    (those present in ``params``): ``hidden`` (non-empty list of ints >= 1), ``taus`` (non-empty
-    list of numbers > 1), ``lam`` ([0, 1]), ``dropout`` ([0, 1)), ``tol`` (> 0), ``n_seeds``,
-    ``n_analysis``, ``d_ops``, ``input_size`` (ints >= 1), ``norm`` / ``optimizer`` / ``arch`` /
-    ``norm_arch`` (choices), and ``K`` against ``Ts`` (K < max(Ts)). Raises ``ValueError`` naming
-    the parameter and its allowed values."""
-    from .models import ARCHITECTURES, NORMS
+    """Validate what the sltt notebooks need beyond single parameters: every parameter by name
+    (:func:`snnlab.papers.validate`, as :func:`~snnlab.papers.resolve` already did), then a static
+    (non-temporal) ``dataset`` and ``K`` against ``Ts`` (K < max(Ts)). Raises ``ValueError``
+    naming the parameter and its allowed values."""
+    from .papers import validate
 
     p = dict(params)
-    if "hidden" in p:
-        h = p["hidden"]
-        if not isinstance(h, (list, tuple)) or not h:
-            raise ValueError(f"hidden={h!r} is invalid; allowed values: a non-empty list of integers >= 1")
-        for x in h:
-            _int_ge("hidden entry", x, 1)
-    if "taus" in p:
-        ts = p["taus"]
-        if not isinstance(ts, (list, tuple)) or not ts:
-            raise ValueError(f"taus={ts!r} is invalid; allowed values: a non-empty list of numbers > 1")
-        for t in ts:
-            if isinstance(t, bool) or not isinstance(t, numbers.Real) or not t > 1:
-                raise ValueError(f"taus entry={t!r} is invalid; allowed values: numbers > 1 (leak 1 - 1/tau)")
-    if "lam" in p and (isinstance(p["lam"], bool) or not isinstance(p["lam"], numbers.Real) or not 0 <= p["lam"] <= 1):
-        raise ValueError(f"lam={p['lam']!r} is invalid; allowed values: [0, 1] (Eq. S13)")
-    if "dropout" in p and (isinstance(p["dropout"], bool) or not isinstance(p["dropout"], numbers.Real)
-                           or not 0 <= p["dropout"] < 1):
-        raise ValueError(f"dropout={p['dropout']!r} is invalid; allowed values: [0, 1)")
-    if "tol" in p:
-        _pos("tol", p["tol"])
-    for name in ("n_seeds", "n_analysis", "d_ops", "input_size"):
-        if name in p:
-            _int_ge(name, p[name], 1)
-    for name, allowed in (("norm", NORMS), ("optimizer", OPTIMIZERS), ("arch", ARCHITECTURES),
-                          ("norm_arch", ARCHITECTURES)):
-        if name in p:
-            _choice(name, p[name], allowed)
+    validate(p)
     if "dataset" in p:
         from . import data
 

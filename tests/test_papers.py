@@ -19,7 +19,10 @@ def test_every_paper_yaml_loads():
     "override, name",
     [(dict(T=0), "T"), (dict(lr=-0.1), "lr"), (dict(sparsity=1.0), "sparsity"), (dict(sparsity=-0.1), "sparsity"),
      (dict(dataset="imagenet-on-a-floppy"), "dataset"), (dict(epochs=0), "epochs"), (dict(seed=-1), "seed"),
-     (dict(batch_size=2.5), "batch_size"), (dict(INTERACTIVE="yes"), "INTERACTIVE"), (dict(T=True), "T")],
+     (dict(batch_size=2.5), "batch_size"), (dict(INTERACTIVE="yes"), "INTERACTIVE"), (dict(T=True), "T"),
+     (dict(arch="lenet"), "arch"), (dict(norm="ln"), "norm"), (dict(hidden=[]), "hidden"),
+     (dict(hidden=[8, 0]), "hidden entry"), (dict(lam=1.5), "lam"), (dict(taus=[1.0]), "taus entry"),
+     (dict(dropout=1.0), "dropout"), (dict(optimizer="lbfgs"), "optimizer")],
 )
 def test_bad_parameters_raise_naming_them(override, name):
     with pytest.raises(ValueError, match=rf"^{name}=.*allowed values"):
