@@ -17,7 +17,7 @@ STAMP := $(VENV)/.snnlab-installed
 # notebooks whose summary cells nbval compares with their committed output
 NBVAL_NOTEBOOKS := $(shell grep -l 'NBVAL_CHECK_OUTPUT' notebooks/*/*.ipynb 2>/dev/null)
 
-.PHONY: setup figures test lab clean-notebooks benchmarks
+.PHONY: setup figures test lab clean-notebooks benchmarks native-toolchain
 
 setup: $(STAMP)
 
@@ -25,15 +25,23 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c $(CONSTRAINTS) torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e .
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (snnlab)" >/dev/null
 	touch $@
 
 figures: $(STAMP)
-	$(PY) -m snnlab.cli figures --profile $(PROFILE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)')
+	$(PY) -m snnlab.suite.cli figures --profile $(PROFILE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)')
 
-test: $(STAMP)
-	$(PY) -m pytest snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
+test: $(STAMP) native-toolchain
+	$(VENV)/bin/ruff check snnlab tests benchmarks
+	$(VENV)/bin/lint-imports
+	SNNLAB_REQUIRE_NATIVE=1 $(PY) -m pytest snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
+
+# The native kernels need a C compiler with OpenMP; as root (CI) install gcc when it is missing.
+native-toolchain:
+	@command -v $${CC:-gcc} >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq gcc >/dev/null); } || \
+	  { echo "make test: no C compiler (gcc). Install gcc (with OpenMP) or set CC; the native kernel tests need it." >&2; exit 1; }
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -43,4 +51,4 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/sltt_memory_time.py
 
 clean-notebooks: $(STAMP)
-	$(PY) -m snnlab.cli clean
+	$(PY) -m snnlab.suite.cli clean

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from snnlab import condensed_bench as cb  # noqa: E402
+from snnlab.studies.srigl import bench as cb  # noqa: E402
 
 # the measurement code lives in snnlab.condensed_bench (shared with notebooks/srigl/04); re-exported
 N_IN, N_OUT, TARGETS = cb.N_IN, cb.N_OUT, cb.TARGETS

@@ -30,7 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from snnlab import bench, models, results, sltt, train
+from snnlab import train
+from snnlab.core import models
+from snnlab.record import bench, results
+from snnlab.studies.sltt import analysis
+from spikingjelly.activation_based import functional
 
 HERE = Path(__file__).resolve().parent
 
@@ -79,8 +83,6 @@ def linear_fit(xs: list[float], ys: list[float]) -> dict[str, float]:
 
 def forward_time(factory: VGGFactory, inputs: DirectInput, T: int, repeats: int, seed: int) -> float:
     """Median seconds of a forward pass alone (multi-step, autograd recording on, no backward)."""
-    from spikingjelly.activation_based import functional
-
     torch.manual_seed(seed)
     net = factory()
     x_seq, _ = inputs(T)
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.time()
     rows: list[dict] = []
     for T in Ts:
-        res = sltt.compare_methods(factory, inputs, T, methods, repeats=repeats, warmup=1, loss_fn=loss_fn,
+        res = analysis.compare_methods(factory, inputs, T, methods, repeats=repeats, warmup=1, loss_fn=loss_fn,
                                    seed=a.seed, device=a.device)
         rows += res
         print(f"T={T:3d}  " + "  ".join(
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict:
     # Amdahl-style ceiling for SLTT-K: forward on all T steps, backward on K of them
     bwd = max(t_b - t_fwd, 0.0)
     k_ceiling = t_b / (t_fwd + bwd * a.K / T6) if t_fwd + bwd * a.K / T6 > 0 else float("nan")
-    fc = sltt.op_count_formula(64, "bptt", T6), sltt.op_count_formula(64, "sltt", T6)
+    fc = analysis.op_count_formula(64, "bptt", T6), analysis.op_count_formula(64, "sltt", T6)
 
     targets = {
         "sltt_saved_flat": {

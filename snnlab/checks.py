@@ -18,6 +18,7 @@ form :data:`snnlab.record.params.VALIDATORS` holds.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Callable, Iterable, Sequence
 
@@ -26,6 +27,7 @@ __all__ = [
     "is_int",
     "is_real",
     "integer",
+    "optional_integer",
     "int_at_least",
     "int_list",
     "positive",
@@ -61,6 +63,11 @@ def is_real(x: Any) -> bool:
     return isinstance(x, numbers.Real) and not isinstance(x, bool)
 
 
+def optional_integer(name: str, value: Any, lo: int | None = None) -> int | None:
+    """None, or an integer >= ``lo``."""
+    return None if value is None else integer(name, value, lo=lo)
+
+
 def integer(name: str, value: Any, lo: int | None = None, hi: int | None = None) -> int:
     """An integer in ``[lo, hi]`` (either bound optional)."""
     if not is_int(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -86,14 +93,14 @@ def int_list(name: str, value: Any, lo: int) -> list[int]:
 
 
 def positive(name: str, value: Any) -> float:
-    if not is_real(value) or not value > 0:
-        fail(name, value, "numbers > 0")
+    if not is_real(value) or not math.isfinite(value) or not value > 0:
+        fail(name, value, "finite numbers > 0")
     return float(value)
 
 
 def non_negative(name: str, value: Any) -> float:
-    if not is_real(value) or not value >= 0:
-        fail(name, value, "numbers >= 0")
+    if not is_real(value) or not math.isfinite(value) or not value >= 0:
+        fail(name, value, "finite numbers >= 0")
     return float(value)
 
 
@@ -143,9 +150,10 @@ def choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
 
 
 def boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
+    """True or False (a numpy bool counts)."""
+    if not (isinstance(value, bool) or type(value).__name__ == "bool_"):
         fail(name, value, "True or False")
-    return value
+    return bool(value)
 
 
 # --- the same checks as (name, value) callables --------------------------------------------------

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from snnlab import bench
+from snnlab.record import bench
 
 
 def test_saved_tensor_bytes_of_a_matmul():

@@ -14,9 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snnlab import condensed_bench as cb
-from snnlab import sparsity_theory as st
-from snnlab.results import REPO_ROOT
+from snnlab.paths import REPO_ROOT
+from snnlab.sparsity import masks
+from snnlab.studies.srigl import bench as cb
 
 N_IN, N_OUT = 96, 40
 
@@ -84,10 +84,10 @@ def test_build_layers_representations_agree(layers):
     assert info["budget_nnz"] == budget
     assert info["nnz_csr"] == budget
     mask = layers["masked"].weight != 0
-    assert st.is_constant_fan_in(mask, allow_empty=True)
+    assert masks.is_constant_fan_in(mask, allow_empty=True)
     kept = layers["kept"]
-    assert info["n_kept"] == kept.numel() == int((st.fan_in_counts(mask) > 0).sum())
-    assert info["fan_in_k"] == int(st.fan_in_counts(mask)[kept[0]])
+    assert info["n_kept"] == kept.numel() == int((masks.fan_in_counts(mask) > 0).sum())
+    assert info["fan_in_k"] == int(masks.fan_in_counts(mask)[kept[0]])
     # independent top-K: the CSR holds exactly the K largest |W|
     w = layers["dense"].weight.detach()
     thresh = w.abs().flatten().sort(descending=True).values[budget - 1]

@@ -18,7 +18,11 @@ import pytest
 import scipy.io
 import torch
 
-from snnlab import data
+from snnlab import data, paths
+from snnlab.core import encoding
+from snnlab.data import offline
+from sklearn.datasets import load_digits
+from mnist1d.data import get_dataset_args, make_dataset
 
 # Independent transcriptions of the official checksums and sources (see data.py for provenance).
 OFFICIAL = {
@@ -111,7 +115,7 @@ def test_registry_and_info():
 
 def test_data_root_priority(monkeypatch, tmp_path):
     monkeypatch.delenv("SNNLAB_DATA", raising=False)
-    repo = Path(data.__file__).resolve().parent.parent
+    repo = paths.REPO_ROOT
     assert data.data_root() == repo / "data"
     monkeypatch.setenv("SNNLAB_DATA", str(tmp_path / "env"))
     assert data.data_root() == tmp_path / "env"
@@ -139,8 +143,6 @@ def test_load_rejects_bad_arguments_before_io(kwargs, word, tmp_path):
 # Offline datasets
 # ---------------------------------------------------------------------------------------------
 def test_digits_split_fixed_and_stratified(tmp_path):
-    from sklearn.datasets import load_digits
-
     tr, te = data.load("digits", "train"), data.load("digits", "test", root=tmp_path / "none")
     assert tr.x.dtype == torch.float32 and tr.y.dtype == torch.int64
     assert tr.input_shape == (1, 8, 8) and not tr.is_temporal and tr.num_classes == 10
@@ -172,7 +174,7 @@ def test_mnist1d_offline_deterministic_and_matches_package(monkeypatch, tmp_path
     monkeypatch.setattr(urllib.request, "urlopen", no_network)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SNNLAB_DATA", str(tmp_path / "root"))
-    data._mnist1d_arrays.cache_clear()
+    offline._mnist1d_arrays.cache_clear()
 
     np.random.seed(123)
     random.seed(123)
@@ -183,13 +185,12 @@ def test_mnist1d_offline_deterministic_and_matches_package(monkeypatch, tmp_path
 
     assert ds.x.shape == (480, 1, 40) and test.x.shape == (120, 1, 40)
     assert ds.x.dtype == torch.float32 and ds.num_classes == 10 and not ds.is_temporal
-    data._mnist1d_arrays.cache_clear()
+    offline._mnist1d_arrays.cache_clear()
     again = data.load("mnist1d", num_samples=600)
     assert torch.equal(ds.x, again.x) and torch.equal(ds.y, again.y)
     other = data.load("mnist1d", num_samples=600, seed=7)
     assert not torch.equal(ds.x, other.x)
 
-    from mnist1d.data import get_dataset_args, make_dataset
     args = get_dataset_args()
     args.num_samples = 600
     ref = make_dataset(args)
@@ -446,10 +447,10 @@ def test_verify_checks_md5_and_counts(tmp_path):
 # ---------------------------------------------------------------------------------------------
 def test_encode_direct_and_shapes():
     x = torch.rand(3, 2, 4, generator=torch.Generator().manual_seed(0))
-    for kind in data.ENCODINGS:
-        out = data.encode(x, 6, kind, generator=torch.Generator().manual_seed(1))
+    for kind in encoding.ENCODINGS:
+        out = encoding.encode(x, 6, kind, generator=torch.Generator().manual_seed(1))
         assert out.shape == (6, 3, 2, 4) and out.dtype == x.dtype
-    direct = data.encode(x, 6)
+    direct = encoding.encode(x, 6)
     assert all(torch.equal(direct[t], x) for t in range(6))
     direct[0].zero_()
     assert not torch.equal(x, direct[0])  # no aliasing with the input
@@ -459,15 +460,15 @@ def test_encode_poisson_rate_and_seed():
     p = torch.tensor([0.0, 0.1, 0.25, 0.5, 0.9, 1.0, 1.7, -0.3])
     T, B = 500, 40
     x = p.repeat(B, 1)
-    s = data.encode(x, T, "poisson", generator=torch.Generator().manual_seed(0))
+    s = encoding.encode(x, T, "poisson", generator=torch.Generator().manual_seed(0))
     assert set(s.unique().tolist()) <= {0.0, 1.0}
     rate = s.mean(dim=(0, 1)).double()
     q = p.clamp(0, 1).double()
     n = T * B
     sigma = torch.sqrt(q * (1 - q) / n)
     assert torch.all((rate - q).abs() <= 5 * sigma + 1e-12), (rate, q)
-    same = data.encode(x, T, "poisson", generator=torch.Generator().manual_seed(0))
-    other = data.encode(x, T, "poisson", generator=torch.Generator().manual_seed(1))
+    same = encoding.encode(x, T, "poisson", generator=torch.Generator().manual_seed(0))
+    other = encoding.encode(x, T, "poisson", generator=torch.Generator().manual_seed(1))
     assert torch.equal(s, same) and not torch.equal(s, other)
 
 
@@ -475,7 +476,7 @@ def test_encode_latency_against_closed_form():
     tau, theta, dt, T = 20.0, 0.2, 1.0, 100
     xs = [0.0, 0.1, 0.2, 0.2000001, 0.21, 0.25, 0.3, 0.5, 0.75, 1.0, 1.5]
     x = torch.tensor([xs], dtype=torch.float64)
-    s = data.encode(x, T, "latency")
+    s = encoding.encode(x, T, "latency")
     assert s.shape == (T, 1, len(xs))
     assert torch.all(s.sum(0) <= 1)
     for j, v in enumerate(xs):
@@ -486,38 +487,38 @@ def test_encode_latency_against_closed_form():
             assert s[:, 0, j].sum() == 0, v
     assert s[4, 0, xs.index(1.0)] == 1  # 20 ln(1.25) = 4.46 ms
     # bigger input spikes earlier (strictly, in continuous time)
-    t = data.latency_time(torch.tensor([0.3, 0.5, 0.75, 1.0]))
+    t = encoding.latency_time(torch.tensor([0.3, 0.5, 0.75, 1.0]))
     assert torch.all(t[1:] < t[:-1])
     # x <= theta never spikes, whatever T
     low = torch.linspace(-1, theta, 50)
-    assert data.encode(low[None], 10_000, "latency").sum() == 0
+    assert encoding.encode(low[None], 10_000, "latency").sum() == 0
     # kwargs: a larger dt compresses time
-    coarse = data.encode(torch.tensor([[1.0]]), 5, "latency", dt=2.0)
+    coarse = encoding.encode(torch.tensor([[1.0]]), 5, "latency", dt=2.0)
     assert coarse[2, 0, 0] == 1
 
 
 @pytest.mark.parametrize("T", [0, -3, 2.5, True, "10"])
 def test_encode_rejects_bad_T(T):
     with pytest.raises(ValueError, match="T="):
-        data.encode(torch.zeros(2, 3), T)
+        encoding.encode(torch.zeros(2, 3), T)
 
 
 def test_encode_rejects_bad_kind_and_kwargs():
     with pytest.raises(ValueError, match="kind='rate'") as exc:
-        data.encode(torch.zeros(2, 3), 4, "rate")
+        encoding.encode(torch.zeros(2, 3), 4, "rate")
     assert "poisson" in str(exc.value)
     with pytest.raises(ValueError, match="theta"):
-        data.encode(torch.zeros(2, 3), 4, "latency", theta=1.5)
+        encoding.encode(torch.zeros(2, 3), 4, "latency", theta=1.5)
     with pytest.raises(ValueError, match="gain"):
-        data.encode(torch.zeros(2, 3), 4, "poisson", gain=2)
+        encoding.encode(torch.zeros(2, 3), 4, "poisson", gain=2)
 
 
 def test_to_time_major():
     x = torch.arange(2 * 3 * 4, dtype=torch.float32).view(2, 3, 4)
-    y = data.to_time_major(x)
+    y = encoding.to_time_major(x)
     assert y.shape == (3, 2, 4) and y[1, 0, 2] == x[0, 1, 2] and y.is_contiguous()
     with pytest.raises(ValueError, match="x"):
-        data.to_time_major(torch.zeros(5))
+        encoding.to_time_major(torch.zeros(5))
 
 
 # ---------------------------------------------------------------------------------------------

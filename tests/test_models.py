@@ -4,7 +4,7 @@ import pytest
 import torch
 from spikingjelly.activation_based import functional
 
-from snnlab import models
+from snnlab.core import models
 
 
 @pytest.mark.parametrize("name", models.ARCHITECTURES)

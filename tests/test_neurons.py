@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from snnlab.neurons import PRESETS, lif, reference_trace, ssgd_tau
+from snnlab.core.neurons import PRESETS, lif, reference_trace, ssgd_tau
 
 
 def _run(node, x):

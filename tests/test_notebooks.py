@@ -5,9 +5,11 @@ import json
 from pathlib import Path
 
 import pytest
+import matplotlib.pyplot as plt
 import yaml
 
-from snnlab import notebooks
+from snnlab.record import results
+from snnlab.suite import cli, notebooks, report, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = yaml.safe_load((ROOT / "tests" / "notebook_params.yaml").read_text()) or {}
@@ -32,14 +34,15 @@ def test_committed_notebook_is_clean(name):
 @pytest.mark.notebook
 @pytest.mark.parametrize("name", sorted(ON_DISK))
 def test_notebook_runs_quick_profile(name):
-    from snnlab import results
-
     root = results.results_root()  # the session's fresh root (conftest.py): cached runs are shared
     r = notebooks.run_one(ON_DISK[name], "quick", parameters=PARAMS.get(name) or {}, results_dir=root)
     assert r.ok, f"{name} failed after {r.wall_s} s:\n{r.output[-4000:]}"
     out = root / ON_DISK[name].parent.name / ON_DISK[name].stem / "quick"
     claims = json.loads((out / "claims.json").read_text())
-    assert claims and all({"id", "statement", "paper", "ours", "test", "passed"} <= set(c) for c in claims)
+    assert claims and all({"id", "kind", "statement", "paper", "provenance", "ours", "test", "passed"} <= set(c)
+                          for c in claims)
+    flips = verdicts.compare(ON_DISK[name].parent.name, ON_DISK[name].stem, out / "claims.json")
+    assert not flips, "claim verdicts differ from papers/<paper>/expected_verdicts.yaml:\n" + "\n".join(flips)
     assert list((out / "figures").glob("*.png")) and list((out / "figures").glob("*.pdf"))
     run = json.loads((out / "run.json").read_text())
     assert run["profile"] == "quick" and "wall_s" in run
@@ -57,24 +60,18 @@ def test_bad_parameter_stops_before_work(tmp_path):
 
 
 def test_report_lists_figures_and_claims(tmp_path):
-    from snnlab import results
 
     rec = results.Recorder("demo", "01_demo", root=tmp_path)
     rec.claim("c1", "a statement", ours=1.0, paper=2.0, passed=False, test="ours == paper")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt.switch_backend("Agg")
     fig, _ = plt.subplots()
     rec.savefig(fig, "fig1")
     run = notebooks.RunResult("demo/01_demo", "quick", True, 1.0, 100.0, "")
-    html = notebooks.write_report([run], results_dir=tmp_path).read_text()
+    html = report.write_report([run], results_dir=tmp_path).read_text()
     assert "demo/01_demo/quick/figures/fig1.png" in html and "a statement" in html and "does not hold" in html
 
 
 def test_cli_rejects_bad_input(capsys):
-    from snnlab import cli
 
     with pytest.raises(SystemExit):
         cli.main(["figures", "--profile", "fast"])

@@ -2,16 +2,16 @@
 
 import pytest
 
-from snnlab import papers
+from snnlab.record import params
 
-BASE = dict(seed=0, dataset="digits", T=4, epochs=2, lr=1e-3, batch_size=32, sparsity=0.5, INTERACTIVE=False)
+BASE = dict(seed=0, dataset="digits", T=4, epochs=2, lr=1e-3, batch_size=32, INTERACTIVE=False)
 
 
 def test_every_paper_yaml_loads():
-    ids = papers.list_papers()
+    ids = params.list_papers()
     assert "basics" in ids
     for pid in ids:
-        meta = papers.load(pid)
+        meta = params.load(pid)
         assert meta["id"] == pid and meta.get("title")
 
 
@@ -26,22 +26,35 @@ def test_every_paper_yaml_loads():
 )
 def test_bad_parameters_raise_naming_them(override, name):
     with pytest.raises(ValueError, match=rf"^{name}=.*allowed values"):
-        papers.resolve("basics", "01_lif_and_surrogates", "quick", {**BASE, **override})
+        params.validate({**BASE, **override})
+    if set(override) <= set(BASE) | {"arch"}:  # parameters the basics notebook has: resolve checks them too
+        with pytest.raises(ValueError, match=rf"^{name}=.*allowed values"):
+            params.resolve("basics", "01_lif_and_surrogates", "quick", {**BASE, **override})
+
+
+@pytest.mark.parametrize("paper, notebook, extra, word", [
+    ("no-such-paper", "01_lif_and_surrogates", {}, "paper='no-such-paper'"),
+    ("basics", "99_missing", {}, "notebook='99_missing'.*01_lif_and_surrogates"),
+    ("basics", "01_lif_and_surrogates", {"epoch": 3}, "parameter name='epoch'.*epochs"),
+])
+def test_resolve_refuses_unknown_paper_notebook_and_misspelled_names(paper, notebook, extra, word):
+    with pytest.raises(ValueError, match=word):
+        params.resolve(paper, notebook, "quick", {**BASE, **extra})
 
 
 def test_unknown_profile_and_choices():
     with pytest.raises(ValueError, match=r"profile='fast'.*\['quick', 'paper'\]"):
-        papers.resolve("basics", "01_lif_and_surrogates", "fast", BASE)
+        params.resolve("basics", "01_lif_and_surrogates", "fast", BASE)
     with pytest.raises(ValueError, match=r"arch='alexnet'"):
-        papers.resolve("basics", "01_lif_and_surrogates", "quick", {**BASE, "arch": "alexnet"},
+        params.resolve("basics", "01_lif_and_surrogates", "quick", {**BASE, "arch": "alexnet"},
                        choices={"arch": ["mlp", "vgg11"]})
     with pytest.raises(ValueError, match="paper="):
-        papers.load("no-such-paper")
+        params.load("no-such-paper")
 
 
 def test_paper_profile_overlays_only_known_keys():
-    quick = papers.resolve("basics", "01_lif_and_surrogates", "quick", BASE)
-    paper = papers.resolve("basics", "01_lif_and_surrogates", "paper", BASE)
+    quick = params.resolve("basics", "01_lif_and_surrogates", "quick", BASE)
+    paper = params.resolve("basics", "01_lif_and_surrogates", "paper", BASE)
     assert quick.epochs == 2 and quick.profile == "quick"
-    assert paper.epochs == papers.load("basics")["profiles"]["paper"]["01_lif_and_surrogates"]["epochs"]
+    assert paper.epochs == params.load("basics")["profiles"]["paper"]["01_lif_and_surrogates"]["epochs"]
     assert paper.as_dict()["profile"] == "paper"

@@ -8,8 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from snnlab import data, flops, models, pruning, train
-from snnlab.sparsity_theory import fan_in_counts, is_constant_fan_in
+from snnlab import data, train
+from snnlab.core import models
+from snnlab.sparsity import dst as sdst
+from snnlab.sparsity import masks as smasks
+from snnlab.sparsity import opcount
+from snnlab.sparsity.masks import constant_fan_in_mask, fan_in_counts, is_constant_fan_in
+from snnlab.studies.srigl import dst_runs
+from spikingjelly.activation_based import functional
 
 
 def _mlp(seed=0, hidden=(32, 16)):
@@ -29,24 +35,24 @@ def digits():
 
 def test_prunable_parameters_order_and_exclusions():
     net = _mlp()
-    assert list(pruning.prunable_parameters(net)) == ["0.1.weight", "0.3.weight", "1.0.weight"]
-    assert list(pruning.prunable_parameters(net, exclude_first=True)) == ["0.3.weight", "1.0.weight"]
-    assert list(pruning.prunable_parameters(net, exclude_first=True, exclude_last=True)) == ["0.3.weight"]
+    assert list(smasks.prunable_parameters(net)) == ["0.1.weight", "0.3.weight", "1.0.weight"]
+    assert list(smasks.prunable_parameters(net, exclude_first=True)) == ["0.3.weight", "1.0.weight"]
+    assert list(smasks.prunable_parameters(net, exclude_first=True, exclude_last=True)) == ["0.3.weight"]
     vgg = models.build("vgg11", 10, 1, 8, width=0.0625)
-    names = list(pruning.prunable_parameters(vgg))
+    names = list(smasks.prunable_parameters(vgg))
     convs = [n for n, m in vgg.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert names == [f"{n}.weight" for n in convs] and len(names) == 9
     with pytest.raises(ValueError, match="norm='sws'"):
-        pruning.prunable_parameters(models.build("mlp", 10, 1, 8, norm="sws"))
+        smasks.prunable_parameters(models.build("mlp", 10, 1, 8, norm="sws"))
     with pytest.raises(ValueError, match="names="):
-        pruning.prunable_parameters(net, names=["0.1.bias"])
+        smasks.prunable_parameters(net, names=["0.1.bias"])
 
 
 def test_masks_apply_counts_fan_in():
     net = _mlp()
     g = torch.Generator().manual_seed(1)
-    params = pruning.prunable_parameters(net)
-    masks = pruning.Masks({k: torch.rand(p.shape, generator=g) < 0.3 for k, p in params.items()})
+    params = smasks.prunable_parameters(net)
+    masks = smasks.Masks({k: torch.rand(p.shape, generator=g) < 0.3 for k, p in params.items()})
     masks.apply(net)
     for k, p in params.items():
         assert torch.all(p[~masks[k]] == 0) and torch.all(p[masks[k]] != 0)
@@ -54,22 +60,20 @@ def test_masks_apply_counts_fan_in():
         assert torch.equal(masks.fan_in(k), masks[k].sum(1))
     total = sum(int(m.sum()) for m in masks.values())
     assert masks.density() == pytest.approx(total / sum(p.numel() for p in params.values()))
-    assert pruning.Masks.from_weights(params).counts() == masks.counts()
-    back = pruning.Masks.from_state_dict(masks.state_dict())
+    assert smasks.Masks.from_weights(params).counts() == masks.counts()
+    back = smasks.Masks.from_state_dict(masks.state_dict())
     assert all(torch.equal(back[k], masks[k]) for k in masks)
 
 
 def _masked_loop(opt_name, hook_on):
     net = _mlp(hidden=(16,))
-    masks = pruning.random_mask(net, 0.8, seed=3)
-    hook = pruning.MaskHook(masks, net)
+    masks = smasks.random_mask(net, 0.8, seed=3)
+    hook = smasks.MaskHook(masks, net)
     params = [p for p in net.parameters()]
     opt = (torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-2) if opt_name == "sgd"
            else torch.optim.Adam(params, lr=0.05, weight_decay=1e-2))
     x = torch.rand(3, 8, 1, 8, 8)
     y = torch.randint(0, 10, (8,))
-    from spikingjelly.activation_based import functional
-
     for step in range(6):
         opt.zero_grad()
         functional.reset_net(net)
@@ -100,11 +104,11 @@ def test_masked_weights_stay_zero_through_optimiser(opt_name):
 def test_mask_hook_through_fit(digits):
     tr, te = digits
     net = _mlp()
-    masks = pruning.magnitude_mask(net, 0.9)
-    before = {k: p.detach().clone() for k, p in pruning.prunable_parameters(net).items()}
+    masks = smasks.magnitude_mask(net, 0.9)
+    before = {k: p.detach().clone() for k, p in smasks.prunable_parameters(net).items()}
     train.fit(net, tr, None, train.TrainConfig(epochs=2, lr=1e-2, T=2, batch_size=64, weight_decay=1e-3,
-                                               optimizer="sgd", progress=False), hooks=[pruning.MaskHook(masks, net)])
-    for k, p in pruning.prunable_parameters(net).items():
+                                               optimizer="sgd", progress=False), hooks=[smasks.MaskHook(masks, net)])
+    for k, p in smasks.prunable_parameters(net).items():
         assert torch.all(p[~masks[k]] == 0) and not torch.equal(p[masks[k]], before[k][masks[k]])
 
 
@@ -114,13 +118,13 @@ def test_mask_hook_through_fit(digits):
 def test_erk_hand_computed():
     shapes = {"a": (10, 20), "b": (5, 10)}
     # raw: a = 30/200, b = 15/50; N = 250. sparsity 0.5: eps = 125 / (0.15*200 + 0.3*50) = 125/45
-    d = pruning.erk_densities(shapes, 0.5)
+    d = smasks.erk_densities(shapes, 0.5)
     assert d["a"] == pytest.approx(0.15 * 125 / 45) and d["b"] == pytest.approx(0.3 * 125 / 45)
     # sparsity 0.2: eps = 200/45 gives b 1.33 > 1 -> b dense, eps = (200 - 50) / 30 = 5, a = 0.75
-    d = pruning.erk_densities(shapes, 0.2)
+    d = smasks.erk_densities(shapes, 0.2)
     assert d == pytest.approx({"a": 0.75, "b": 1.0})
     conv = {"c": (4, 2, 3, 3), "l": (10, 4)}  # raw c = 12/72, l = 14/40; N = 112
-    d = pruning.erk_densities(conv, 0.8)
+    d = smasks.erk_densities(conv, 0.8)
     eps = 0.2 * 112 / (12 / 72 * 72 + 14 / 40 * 40)
     assert d == pytest.approx({"c": eps * 12 / 72, "l": eps * 14 / 40})
 
@@ -130,13 +134,13 @@ def test_erk_and_budgets_sum_to_target(sparsity):
     shapes = {"c1": (16, 3, 3, 3), "c2": (32, 16, 3, 3), "c3": (64, 32, 3, 3), "fc": (10, 64), "l": (100, 640)}
     n = {k: math.prod(s) for k, s in shapes.items()}
     for dist in ("erk", "uniform"):
-        d = pruning.layer_densities(shapes, sparsity, dist)
+        d = smasks.layer_densities(shapes, sparsity, dist)
         assert all(0 < v <= 1 + 1e-12 for v in d.values())
         assert sum(d[k] * n[k] for k in shapes) == pytest.approx((1 - sparsity) * sum(n.values()), rel=1e-9)
-        K = pruning.layer_budgets(shapes, sparsity, dist)
+        K = smasks.layer_budgets(shapes, sparsity, dist)
         assert sum(K.values()) == round((1 - sparsity) * sum(n.values()))
         assert all(1 <= K[k] <= n[k] and abs(K[k] - d[k] * n[k]) <= 1 for k in shapes)
-    erk = pruning.erk_densities(shapes, sparsity)
+    erk = smasks.erk_densities(shapes, sparsity)
     if sparsity > 0.5:  # small layers are denser under ERK
         assert erk["c1"] > erk["c3"] and erk["fc"] > erk["l"]
 
@@ -147,33 +151,33 @@ def test_erk_and_budgets_sum_to_target(sparsity):
 @pytest.mark.parametrize("sparsity", [0.5, 0.9, 0.97])
 def test_magnitude_global_and_local_against_dense_sort(sparsity):
     net = _mlp()
-    params = pruning.prunable_parameters(net)
+    params = smasks.prunable_parameters(net)
     allw = torch.cat([p.detach().abs().reshape(-1) for p in params.values()])
     K = round((1 - sparsity) * allw.numel())
     thr = allw.sort(descending=True).values[K - 1]
-    g = pruning.magnitude_mask(net, sparsity, scope="global")
+    g = smasks.magnitude_mask(net, sparsity, scope="global")
     assert sum(g.counts().values()) == K
     for k, p in params.items():
         assert torch.equal(g[k], p.detach().abs() >= thr)
-    loc = pruning.magnitude_mask(net, sparsity, scope="local")
+    loc = smasks.magnitude_mask(net, sparsity, scope="local")
     for k, p in params.items():
         kk = round((1 - sparsity) * p.numel())
         t = p.detach().abs().reshape(-1).sort(descending=True).values[kk - 1]
         assert torch.equal(loc[k], p.detach().abs() >= t) and int(loc[k].sum()) == kk
     # with previous masks only active weights compete
-    g2 = pruning.magnitude_mask(net, min(0.99, sparsity + 0.02), masks=g)
+    g2 = smasks.magnitude_mask(net, min(0.99, sparsity + 0.02), masks=g)
     assert all(torch.all(~g2[k] | g[k]) for k in g)
 
 
 def test_random_mask_counts_and_seed():
     net = _mlp()
-    shapes = {k: tuple(p.shape) for k, p in pruning.prunable_parameters(net).items()}
+    shapes = {k: tuple(p.shape) for k, p in smasks.prunable_parameters(net).items()}
     for dist in ("uniform", "erk"):
-        m = pruning.random_mask(net, 0.9, dist, seed=4)
-        assert m.counts() == pruning.layer_budgets(shapes, 0.9, dist)
-        assert all(torch.equal(m[k], pruning.random_mask(net, 0.9, dist, seed=4)[k]) for k in m)
-        assert not all(torch.equal(m[k], pruning.random_mask(net, 0.9, dist, seed=5)[k]) for k in m)
-    c = pruning.random_mask(net, 0.9, "erk", seed=4, constant_fan_in=True)
+        m = smasks.random_mask(net, 0.9, dist, seed=4)
+        assert m.counts() == smasks.layer_budgets(shapes, 0.9, dist)
+        assert all(torch.equal(m[k], smasks.random_mask(net, 0.9, dist, seed=4)[k]) for k in m)
+        assert not all(torch.equal(m[k], smasks.random_mask(net, 0.9, dist, seed=5)[k]) for k in m)
+    c = smasks.random_mask(net, 0.9, "erk", seed=4, constant_fan_in=True)
     assert all(is_constant_fan_in(v) for v in c.values())
 
 
@@ -183,11 +187,11 @@ def test_random_mask_counts_and_seed():
 def test_cosine_schedule():
     a, t_end = 0.3, 750.0
     for t in [0, 1, 100, 374, 375, 500, 749]:
-        assert pruning.cosine_drop_fraction(t, a, t_end) == pytest.approx(a / 2 * (1 + math.cos(math.pi * t / t_end)))
-    assert pruning.cosine_drop_fraction(0, a, t_end) == pytest.approx(a)
-    assert pruning.cosine_drop_fraction(375, a, t_end) == pytest.approx(a / 2)
-    assert pruning.cosine_drop_fraction(750, a, t_end) == 0 and pruning.cosine_drop_fraction(900, a, t_end) == 0
-    dst = pruning.DST(_mlp(), method="rigl", sparsity=0.9, delta_t=100, total_steps=1000, alpha=a)
+        assert sdst.cosine_drop_fraction(t, a, t_end) == pytest.approx(a / 2 * (1 + math.cos(math.pi * t / t_end)))
+    assert sdst.cosine_drop_fraction(0, a, t_end) == pytest.approx(a)
+    assert sdst.cosine_drop_fraction(375, a, t_end) == pytest.approx(a / 2)
+    assert sdst.cosine_drop_fraction(750, a, t_end) == 0 and sdst.cosine_drop_fraction(900, a, t_end) == 0
+    dst = sdst.DST(_mlp(), method="rigl", sparsity=0.9, delta_t=100, total_steps=1000, alpha=a)
     assert [s for s in range(1001) if dst.is_update_step(s)] == [100, 200, 300, 400, 500, 600, 700]
     assert dst.drop_fraction(500) == pytest.approx(a / 2 * (1 + math.cos(math.pi * 500 / 750)))
 
@@ -204,7 +208,7 @@ def _layer(seed, shape=(12, 20), density=0.25):
 def test_rigl_update_against_brute_force(seed):
     w, g, mask = _layer(seed)
     f = 0.3
-    new = pruning.rigl_update(w, g, mask, f)
+    new = sdst.rigl_update(w, g, mask, f)
     n = int(mask.sum())
     n_drop = int(f * n)
     assert int(new.sum()) == n
@@ -217,13 +221,12 @@ def test_rigl_update_against_brute_force(seed):
 
 @pytest.mark.parametrize("seed", range(5))
 def test_srigl_update_constant_fan_in_without_ablation(seed):
-    from snnlab.sparsity_theory import constant_fan_in_mask
 
     g0 = torch.Generator().manual_seed(seed)
     mask = constant_fan_in_mask(12, 20, 5, g0)
     w = torch.randn(12, 20, generator=g0, dtype=torch.float64) * mask
     g = torch.randn(12, 20, generator=g0, dtype=torch.float64)
-    new, active = pruning.srigl_update(w, g, mask, 0.3, budget=60, ablation=False)
+    new, active = sdst.srigl_update(w, g, mask, 0.3, budget=60, ablation=False)
     assert active.all() and torch.all(new.sum(1) == 5)
     # reference: the layer-level kept set (top |w| of the 60 active, 60 - 18 kept) clipped per neuron
     n_keep = 60 - int(0.3 * 60)
@@ -252,17 +255,17 @@ def test_srigl_ablation_hand_case():
     g[0, 5], g[1, 6], g[2, 7], g[3, 8] = 9.0, 8.0, 7.0, 0.5
     # f = 0.25: n = 12, drop 3 -> keep the 9 largest |w| (neurons 0-2 fully), grow 3 by |g|:
     # (0,5), (1,6), (2,7). Salient counts: 4, 4, 4, 0 -> neuron 3 ablated; k = 12 // 3 = 4
-    new, active = pruning.srigl_update(w, g, mask, 0.25, budget=12, gamma_sal=0.7, ablation=True)
+    new, active = sdst.srigl_update(w, g, mask, 0.25, budget=12, gamma_sal=0.7, ablation=True)
     assert active.tolist() == [True, True, True, False]
     assert new[3].sum() == 0 and new[:3].sum(1).tolist() == [4, 4, 4]
     assert new[0, :3].all() and new[0, 5] and new[1, 6] and new[2, 7]
     # gamma 0 still ablates neurons with no salient weight (minimum 1)
-    _, active0 = pruning.srigl_update(w, g, mask, 0.25, budget=12, gamma_sal=0.0, ablation=True)
+    _, active0 = sdst.srigl_update(w, g, mask, 0.25, budget=12, gamma_sal=0.0, ablation=True)
     assert active0.tolist() == [True, True, True, False]
     # a revived neuron: the gradient of an ablated neuron makes it salient again
     g2 = g.clone()
     g2[3, 9] = 100.0
-    _, active2 = pruning.srigl_update(w, g2, mask, 0.25, budget=12, gamma_sal=0.3, ablation=True)
+    _, active2 = sdst.srigl_update(w, g2, mask, 0.25, budget=12, gamma_sal=0.3, ablation=True)
     assert active2[3]
 
 
@@ -313,8 +316,8 @@ class _Check:
 def test_dst_invariants_during_training(digits, method, ablation, sparsity, opt):
     tr, _ = digits
     net = _mlp()
-    steps = pruning.steps_per_epoch(tr, 32) * 3
-    dst = pruning.DST(net, method=method, sparsity=sparsity, delta_t=2, total_steps=steps, ablation=ablation,
+    steps = dst_runs.steps_per_epoch(tr, 32) * 3
+    dst = sdst.DST(net, method=method, sparsity=sparsity, delta_t=2, total_steps=steps, ablation=ablation,
                       seed=1)
     check = _Check(dst)
     d0 = dst.masks.density()
@@ -348,7 +351,7 @@ def test_dst_fan_in_spread_rigl_vs_srigl(digits):
     out = {}
     for method in ("rigl", "srigl"):
         net = _mlp()
-        dst = pruning.DST(net, method=method, sparsity=0.9, delta_t=2, total_steps=30, ablation=False, seed=0)
+        dst = sdst.DST(net, method=method, sparsity=0.9, delta_t=2, total_steps=30, ablation=False, seed=0)
         train.fit(net, tr, None, train.TrainConfig(epochs=5, lr=1e-2, T=2, batch_size=32, progress=False),
                   hooks=[dst])
         out[method] = [h["fan_in"][dst.names[0]] for h in dst.history]
@@ -357,16 +360,16 @@ def test_dst_fan_in_spread_rigl_vs_srigl(digits):
 
 
 def test_dst_same_seed_same_masks():
-    a = pruning.DST(_mlp(), method="srigl", sparsity=0.9, delta_t=5, total_steps=50, seed=3)
-    b = pruning.DST(_mlp(), method="srigl", sparsity=0.9, delta_t=5, total_steps=50, seed=3)
-    c = pruning.DST(_mlp(), method="srigl", sparsity=0.9, delta_t=5, total_steps=50, seed=4)
+    a = sdst.DST(_mlp(), method="srigl", sparsity=0.9, delta_t=5, total_steps=50, seed=3)
+    b = sdst.DST(_mlp(), method="srigl", sparsity=0.9, delta_t=5, total_steps=50, seed=3)
+    c = sdst.DST(_mlp(), method="srigl", sparsity=0.9, delta_t=5, total_steps=50, seed=4)
     assert all(torch.equal(a.masks[k], b.masks[k]) for k in a.masks)
     assert not all(torch.equal(a.masks[k], c.masks[k]) for k in a.masks)
 
 
 def test_sparse_init_variance_per_neuron():
     net = _mlp(hidden=(512,))
-    dst = pruning.DST(net, method="rigl", sparsity=0.95, delta_t=5, total_steps=50, distribution="uniform")
+    dst = sdst.DST(net, method="rigl", sparsity=0.95, delta_t=5, total_steps=50, distribution="uniform")
     w = dict(net.named_parameters())["0.1.weight"].detach().double()
     m = dst.masks["0.1.weight"]
     k = m.sum(1, keepdim=True).clamp(min=1).double()
@@ -382,23 +385,23 @@ def test_sparse_init_variance_per_neuron():
     (dict(stop_fraction=0.0), "stop_fraction"), (dict(ablation="yes"), "ablation")])
 def test_dst_bad_input(kw, name):
     with pytest.raises(ValueError, match=rf"{name}="):
-        pruning.DST(_mlp(), **{"method": "rigl", "sparsity": 0.9, "delta_t": 10, "total_steps": 100, **kw})
+        sdst.DST(_mlp(), **{"method": "rigl", "sparsity": 0.9, "delta_t": 10, "total_steps": 100, **kw})
 
 
 def test_bad_input_elsewhere():
     net = _mlp()
     with pytest.raises(ValueError, match="scope="):
-        pruning.magnitude_mask(net, 0.5, scope="layer")
+        smasks.magnitude_mask(net, 0.5, scope="layer")
     with pytest.raises(ValueError, match="sparsity="):
-        pruning.magnitude_mask(net, 1.0)
+        smasks.magnitude_mask(net, 1.0)
     with pytest.raises(ValueError, match="distribution="):
-        pruning.random_mask(net, 0.5, distribution="normal")
+        smasks.random_mask(net, 0.5, distribution="normal")
     with pytest.raises(ValueError, match="sparsity="):
-        pruning.erk_densities({"a": (3, 4)}, 1.2)
+        smasks.erk_densities({"a": (3, 4)}, 1.2)
     with pytest.raises(ValueError, match="backward="):
-        flops.train_step_ops([], backward="3x")
+        opcount.train_step_ops([], backward="3x")
     with pytest.raises(ValueError, match="method="):
-        pruning.train_sparse({}, None, None, train.TrainConfig(), method="snip")
+        dst_runs.train_sparse({}, None, None, train.TrainConfig(), method="snip")
 
 
 # --- train_sparse: cache and exact resume ----------------------------------------------------------------------
@@ -411,20 +414,20 @@ def test_train_sparse_cache_and_resume(digits, tmp_path, monkeypatch):
     mk = dict(name="mlp", num_classes=10, in_channels=1, input_size=8, hidden=(24,), norm="none")
     cfg = train.TrainConfig(epochs=3, lr=5e-3, T=2, batch_size=32, progress=False)
     kw = dict(method="srigl", sparsity=0.9, ablation=True, delta_t=3)
-    full = pruning.train_sparse(mk, tr, te, cfg, cache=False, **kw)
-    orig = pruning.DST.after_epoch
+    full = dst_runs.train_sparse(mk, tr, te, cfg, cache=False, **kw)
+    orig = sdst.DST.after_epoch
 
     def crash(self, epoch, model, record):
         orig(self, epoch, model, record)
         if epoch == 2:
             raise KeyboardInterrupt("simulated crash")
 
-    monkeypatch.setattr(pruning.DST, "after_epoch", crash)
+    monkeypatch.setattr(sdst.DST, "after_epoch", crash)
     with pytest.raises(KeyboardInterrupt):
-        pruning.train_sparse(mk, tr, te, cfg, **kw)
-    monkeypatch.setattr(pruning.DST, "after_epoch", orig)
-    resumed = pruning.train_sparse(mk, tr, te, cfg, **kw)
-    cached = pruning.train_sparse(mk, tr, te, cfg, **kw)
+        dst_runs.train_sparse(mk, tr, te, cfg, **kw)
+    monkeypatch.setattr(sdst.DST, "after_epoch", orig)
+    resumed = dst_runs.train_sparse(mk, tr, te, cfg, **kw)
+    cached = dst_runs.train_sparse(mk, tr, te, cfg, **kw)
     for r in (resumed, cached):
         assert r.acc == full.acc and r.fan_in == full.fan_in and r.dst_history == full.dst_history
         assert all(torch.equal(r.masks[k], full.masks[k]) for k in full.masks)
@@ -453,7 +456,7 @@ def test_count_ops_hand_count_linear_and_conv():
 
     x = torch.tensor([[[0.0, 0.5, 0], [0.7, 0, 0], [0, 0, 0.9]]]).view(1, 1, 3, 3)  # analog
     ds = torch.utils.data.TensorDataset(x, torch.tensor([0]))
-    ops = {o.name: o for o in flops.count_ops(Net(), ds, T=2)}
+    ops = {o.name: o for o in opcount.count_ops(Net(), ds, T=2)}
     # conv: 2 active weights x 4 output positions x 2 steps = 16 MACs (analog input: all counted)
     c = ops["conv.weight"]
     assert not c.spiking_input and c.macs == 16 and c.macs_dense == 32 and c.forward() == 16
@@ -462,33 +465,33 @@ def test_count_ops_hand_count_linear_and_conv():
     lo = ops["lin.weight"]
     assert lo.spiking_input and lo.events == 4 and lo.events_dense == 8 and lo.macs == 6 and lo.macs_dense == 12
     assert lo.input_rate == pytest.approx(2 / 3)
-    assert flops.forward_ops(list(ops.values())) == 16 + 4
-    assert flops.forward_ops(list(ops.values()), spikes=False) == 16 + 6
-    assert flops.forward_ops(list(ops.values()), dense=True) == 32 + 8
+    assert opcount.forward_ops(list(ops.values())) == 16 + 4
+    assert opcount.forward_ops(list(ops.values()), spikes=False) == 16 + 6
+    assert opcount.forward_ops(list(ops.values()), dense=True) == 32 + 8
 
 
 def test_training_ops_formulas():
-    L = [flops.LayerOps("a", (4, 4), 4, 16, False, 1.0, macs=40.0, macs_dense=160.0, events=0.0, events_dense=0.0),
-         flops.LayerOps("b", (4, 4), 2, 16, True, 0.2, macs=20.0, macs_dense=160.0, events=4.0, events_dense=32.0)]
+    L = [opcount.LayerOps("a", (4, 4), 4, 16, False, 1.0, macs=40.0, macs_dense=160.0, events=0.0, events_dense=0.0),
+         opcount.LayerOps("b", (4, 4), 2, 16, True, 0.2, macs=20.0, macs_dense=160.0, events=4.0, events_dense=32.0)]
     fS, fD = 40 + 4, 160 + 32
-    assert flops.train_step_ops(L) == 3 * fS
-    assert flops.train_step_ops(L, dense_grad=True) == 2 * fS + fD
+    assert opcount.train_step_ops(L) == 3 * fS
+    assert opcount.train_step_ops(L, dense_grad=True) == 2 * fS + fD
     dT, cycles = 10, 7
-    total = flops.training_ops(L, steps=cycles * (dT + 1), updates=cycles)
+    total = opcount.training_ops(L, steps=cycles * (dT + 1), updates=cycles)
     assert total / (cycles * (dT + 1)) == pytest.approx((3 * fS * dT + 2 * fS + fD) / (dT + 1))  # Evci et al.
-    assert flops.train_step_ops(L, backward="snn") == fS + (40 + 20) + fS
-    assert flops.train_step_ops(L, backward="snn", dense_grad=True) == fS + (40 + 20) + fD
-    r = flops.ratios(L, L, steps=100, updates=0)
+    assert opcount.train_step_ops(L, backward="snn") == fS + (40 + 20) + fS
+    assert opcount.train_step_ops(L, backward="snn", dense_grad=True) == fS + (40 + 20) + fD
+    r = opcount.ratios(L, L, steps=100, updates=0)
     assert r == {"inference": 1.0, "training": 1.0}
     with pytest.raises(ValueError, match="updates="):
-        flops.training_ops(L, steps=5, updates=6)
+        opcount.training_ops(L, steps=5, updates=6)
 
 
 def test_count_ops_on_spiking_mlp_matches_rate_formula(digits):
     _, te = digits
     net = _mlp()
-    pruning.random_mask(net, 0.8, seed=0).apply(net)
-    ops = flops.count_ops(net, te, T=3)
+    smasks.random_mask(net, 0.8, seed=0).apply(net)
+    ops = opcount.count_ops(net, te, T=3)
     first, hidden = ops[0], ops[1]
     assert not first.spiking_input and first.macs == pytest.approx(3 * first.nnz)
     assert hidden.spiking_input and hidden.macs == pytest.approx(3 * hidden.nnz)

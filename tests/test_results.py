@@ -10,7 +10,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from snnlab import results  # noqa: E402
+from snnlab import paths  # noqa: E402
+from snnlab.record import results  # noqa: E402
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
@@ -20,7 +21,7 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt  # interrupted between writing the temp file and renaming it
 
-    monkeypatch.setattr(results.os, "replace", boom)
+    monkeypatch.setattr(paths.os, "replace", boom)
     with pytest.raises(KeyboardInterrupt):
         results.atomic_write_json(target, {"a": 2})
     assert json.loads(target.read_text()) == {"a": 1}
@@ -49,11 +50,11 @@ def test_recorder_layout_claims_and_figures(tmp_path):
 
 
 def test_atomic_write_honours_umask(tmp_path):
-    old = results.os.umask(0o022)
+    old = paths.os.umask(0o022)
     try:
         path = results.atomic_write_text(tmp_path / "index.html", "<html></html>")
     finally:
-        results.os.umask(old)
+        paths.os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
 
 

@@ -15,8 +15,13 @@ import torch
 from spikingjelly.activation_based import functional, layer
 from spikingjelly.activation_based import neuron as sj_neuron
 
-from snnlab import models, neurons, sltt, train
-from snnlab.surrogate import Rectangle
+from snnlab import train
+from snnlab.core import models, neurons
+from snnlab.core.surrogate import Rectangle
+from snnlab.grad import sltt
+from snnlab.studies.sltt import analysis
+import copy
+from torch.utils.data import TensorDataset
 
 DT = torch.float64
 TOL = dict(rtol=1e-10, atol=1e-13)
@@ -196,7 +201,7 @@ def test_gradient_helpers_leave_no_side_effects():
     buffers = [b.clone() for b in net.buffers()]
     sltt.sltt_gradient(net, x, y, train.ce_loss)
     sltt.bptt_sltt_cosine(net, x, y, train.ce_loss)
-    sltt.gradient_components(net, x, y, train.ce_loss)
+    analysis.gradient_components(net, x, y, train.ce_loss)
     assert all(torch.equal(p.grad, torch.ones_like(p)) for p in net.parameters())
     assert all(torch.equal(a, b) for a, b in zip(buffers, net.buffers()))
     assert all(m.step_mode == "m" for m in net.modules() if hasattr(m, "step_mode"))
@@ -207,8 +212,6 @@ def test_gradient_helpers_leave_no_side_effects():
 
 def _swap_to_sj_sltt(net: torch.nn.Module) -> torch.nn.Module:
     """A copy of ``net`` whose LIFNodes are spikingjelly SLTTLIFNodes with the same parameters."""
-    import copy
-
     twin = copy.deepcopy(net)
     for parent in twin.modules():
         for name, child in list(parent.named_children()):
@@ -297,7 +300,7 @@ def test_gradient_components_lemma1(reset):
     net = tiny_mlp(seed=0, **kw)
     T = 6
     x, y = data(T, seed=5)
-    gc = sltt.gradient_components(net, x, y, train.ce_loss, keep_tensors=True)
+    gc = analysis.gradient_components(net, x, y, train.ce_loss, keep_tensors=True)
     L = len(gc.layer_names)
     assert gc.spatial_norm.shape == (L, T) == gc.temporal_share.shape
     # total dL/du[t] against the explicit BPTT recursion (independent of the hooks)
@@ -332,7 +335,7 @@ def test_gradient_components_lemma1(reset):
 def test_gradient_components_float32_and_bn_model():
     net = models.build("vgg11", 3, in_channels=2, input_size=4, width=1 / 16, neuron="sltt")
     x, y = data(3, (2, 4, 4))
-    gc = sltt.gradient_components(net, x.float(), y, train.ce_loss)
+    gc = analysis.gradient_components(net, x.float(), y, train.ce_loss)
     assert gc.spatial_norm.shape == (len(models.spiking_neurons(net)), 3)
     assert torch.isfinite(gc.total_norm).all()
 
@@ -376,8 +379,6 @@ def test_make_sltt_step_pickles_and_reproduces():
 
 
 def test_sltt_step_trains_with_fit():
-    from torch.utils.data import TensorDataset
-
     gen = torch.Generator().manual_seed(0)
     xs = torch.rand(32, 6, generator=gen)
     ys = (xs[:, 0] > 0.5).long()
@@ -393,29 +394,29 @@ def test_sltt_step_trains_with_fit():
 
 def test_op_count_formula_closed_form():
     d, T = 16, 6
-    b, s = sltt.op_count_formula(d, "bptt", T), sltt.op_count_formula(d, "sltt", T)
+    b, s = analysis.op_count_formula(d, "bptt", T), analysis.op_count_formula(d, "sltt", T)
     assert b["per_intermediate_step"] - s["per_intermediate_step"] == 2 * d  # "SLTT saves 2d"
     assert b["total"] - s["total"] == 2 * d * (T - 1)
     assert b["matmul"] == s["matmul"] == 2 * d * d * T
-    k = sltt.op_count_formula(d, "sltt_k", T, K=2)
+    k = analysis.op_count_formula(d, "sltt_k", T, K=2)
     assert k["total"] * T == s["total"] * 2  # proportional to K
-    assert sltt.op_count_formula(d, "sltt", T, K=2) == k
-    assert sltt.op_count_formula(d, "sltt", T, batch=3)["total"] == 3 * s["total"]
+    assert analysis.op_count_formula(d, "sltt", T, K=2) == k
+    assert analysis.op_count_formula(d, "sltt", T, batch=3)["total"] == 3 * s["total"]
     for bad in (dict(method="adam"), dict(method="sltt_k"), dict(method="bptt", K=2), dict(method="sltt", K=7)):
         with pytest.raises(ValueError):
-            sltt.op_count_formula(d, T=T, **bad)
+            analysis.op_count_formula(d, T=T, **bad)
 
 
 @pytest.mark.parametrize("method", ["bptt", "sltt"])
 def test_algorithm_backward_matches_autograd(method):
     net = tiny_mlp(seed=4)
     x, y = data(5, seed=6)
-    grads, _ = sltt.algorithm_backward(net, x, y, train.ce_loss, method=method)
+    grads, _ = analysis.algorithm_backward(net, x, y, train.ce_loss, method=method)
     ref = sltt.reference_gradient(net, x, y, train.ce_loss, cut_temporal=method == "sltt")
     assert_grads_close(grads, ref)
     steps = [1, 3]
     if method == "sltt":
-        g_k, _ = sltt.algorithm_backward(net, x, y, train.ce_loss, method="sltt", steps=steps)
+        g_k, _ = analysis.algorithm_backward(net, x, y, train.ce_loss, method="sltt", steps=steps)
         assert_grads_close(g_k, sltt.temporal_cut_gradient(net, x, y, train.ce_loss, steps=steps))
 
 
@@ -423,7 +424,7 @@ def test_algorithm_backward_matches_autograd(method):
 @pytest.mark.parametrize("batch", [1, 3])
 def test_measured_op_counts_match_formula(method, K, batch):
     d, T = 8, 5
-    r = sltt.count_backward_ops(d, T, method, K, layers=3, batch=batch)
+    r = analysis.count_backward_ops(d, T, method, K, layers=3, batch=batch)
     f = r["formula"]
     fc = r["flop_counter"]
     for i in fc["intermediate"]:  # FlopCounterMode sees the d^2 terms only
@@ -448,22 +449,22 @@ def _x_factory(T):
 
 def test_measure_memory_time_saved_bytes():
     """Saved-for-backward bytes are deterministic: SLTT's peak does not grow with T, BPTT's does."""
-    res = {(m, T): sltt.measure_memory_time(_mlp_factory, _x_factory, m, T, repeats=1, warmup=0)
+    res = {(m, T): analysis.measure_memory_time(_mlp_factory, _x_factory, m, T, repeats=1, warmup=0)
            for m in ("bptt", "sltt") for T in (2, 8)}
     for r in res.values():
         assert r["saved_peak_bytes"] > 0 and r["time_median_s"] > 0 and r["cuda_peak_bytes"] is None
     assert res["sltt", 2]["saved_peak_bytes"] == res["sltt", 8]["saved_peak_bytes"]
     assert res["bptt", 8]["saved_peak_bytes"] > 2 * res["bptt", 2]["saved_peak_bytes"]
-    k = sltt.measure_memory_time(_mlp_factory, _x_factory, "sltt_k", 8, K=2, repeats=1, warmup=0)
+    k = analysis.measure_memory_time(_mlp_factory, _x_factory, "sltt_k", 8, K=2, repeats=1, warmup=0)
     assert k["K"] == 2 and k["saved_peak_bytes"] == res["sltt", 8]["saved_peak_bytes"]
     with pytest.raises(ValueError, match="method="):
-        sltt.measure_memory_time(_mlp_factory, _x_factory, "ottt", 2)
+        analysis.measure_memory_time(_mlp_factory, _x_factory, "ottt", 2)
 
 
 def test_compare_methods_interleaves_and_matches_single():
-    res = sltt.compare_methods(_mlp_factory, _x_factory, 4, (("bptt", None), ("sltt_k", 2)), repeats=2, warmup=0)
+    res = analysis.compare_methods(_mlp_factory, _x_factory, 4, (("bptt", None), ("sltt_k", 2)), repeats=2, warmup=0)
     assert [r["method"] for r in res] == ["bptt", "sltt_k"] and all(r["repeats"] == 2 for r in res)
-    single = sltt.measure_memory_time(_mlp_factory, _x_factory, "bptt", 4, repeats=1, warmup=0)
+    single = analysis.measure_memory_time(_mlp_factory, _x_factory, "bptt", 4, repeats=1, warmup=0)
     assert single["saved_peak_bytes"] == res[0]["saved_peak_bytes"]
     with pytest.raises(ValueError, match="methods="):
-        sltt.compare_methods(_mlp_factory, _x_factory, 4, ())
+        analysis.compare_methods(_mlp_factory, _x_factory, 4, ())

@@ -19,9 +19,13 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from snnlab import data, models, sltt, train  # noqa: E402
-from snnlab import sltt_plots as sp  # noqa: E402
-from snnlab.surrogate import Rectangle  # noqa: E402
+from snnlab import data, train  # noqa: E402
+from snnlab.core import models  # noqa: E402
+from snnlab.core.surrogate import Rectangle  # noqa: E402
+from snnlab.grad import sltt  # noqa: E402
+from snnlab.studies.sltt import analysis  # noqa: E402
+from snnlab.studies.sltt import plots as sltt_plots  # noqa: E402
+from snnlab.studies.sltt import runs as sp  # noqa: E402
 
 
 @pytest.fixture
@@ -107,7 +111,7 @@ def _tiny(reset: str = "soft", tau: float = 2.0, seed: int = 0):
 @pytest.mark.parametrize("reset", ["soft", "hard"])
 def test_eq_s5_residual_and_layer_epsilons(reset):
     net, x, y = _tiny(reset)
-    gc = sltt.gradient_components(net, x, y, train.ce_loss, keep_tensors=True)
+    gc = analysis.gradient_components(net, x, y, train.ce_loss, keep_tensors=True)
     for layer in gc.tensors["temporal"]:  # not vacuous: every layer spikes and carries a temporal term
         assert any(float(t.abs().max()) > 0 for t in layer)
     assert all(0 < float(torch.stack(s).mean()) < 1 for s in gc.tensors["s"])
@@ -126,13 +130,13 @@ def test_eq_s5_residual_and_layer_epsilons(reset):
         with pytest.raises(ValueError, match="eq_s11"):
             sp.layer_epsilons(net, gc, formula="eq_s11")
     with pytest.raises(ValueError, match="keep_tensors"):
-        sp.layer_epsilons(net, sltt.gradient_components(net, x, y, train.ce_loss))
+        sp.layer_epsilons(net, analysis.gradient_components(net, x, y, train.ce_loss))
 
 
 def test_temporal_summary_by_hand():
     sp_n = torch.tensor([[3.0, 1.0, 2.0], [1.0, 0.0, 5.0]], dtype=torch.float64)
     tm_n = torch.tensor([[1.0, 1.0, 0.0], [3.0, 0.0, 0.0]], dtype=torch.float64)
-    gc = sltt.GradientComponents(["a", "b"], sp_n, tm_n, sp_n + tm_n, torch.tensor([[0.9, 0.5, 1.0], [0.2, 1.0, 1.0]]))
+    gc = analysis.GradientComponents(["a", "b"], sp_n, tm_n, sp_n + tm_n, torch.tensor([[0.9, 0.5, 1.0], [0.2, 1.0, 1.0]]))
     s = sp.temporal_summary(gc)
     # shares over t < T: [0.25, 0.5] and [0.75, nan]
     assert s["mean_temporal_share"] == pytest.approx((0.25 + 0.5 + 0.75) / 3)
@@ -310,7 +314,7 @@ def test_op_count_table_matches_formula():
     d, T, K = 16, 6, 2
     t = sp.op_count_table(d, T, K)
     for label, (m, k) in {"BPTT": ("bptt", None), "SLTT": ("sltt", None), "SLTT-K (K=2)": ("sltt_k", 2)}.items():
-        f = sltt.op_count_formula(d, m, T, k)
+        f = analysis.op_count_formula(d, m, T, k)
         assert t.loc[label, "total"] == f["total"] and t.loc[label, "matmul (d^2 terms)"] == f["matmul"]
     assert t.loc["SLTT", "saved per step vs BPTT"] == 2 * d  # the paper's "SLTT saves 2d"
     assert t.loc["SLTT-K (K=2)", "backward steps"] == K
@@ -323,19 +327,19 @@ def test_op_count_table_matches_formula():
 
 def test_plots_return_figures():
     net, x, y = _tiny("hard")
-    gc = sltt.gradient_components(net, x, y, train.ce_loss, keep_tensors=True)
+    gc = analysis.gradient_components(net, x, y, train.ce_loss, keep_tensors=True)
     eps = torch.cat(sp.layer_epsilons(net, gc))
     figs = [
-        sp.temporal_share_heatmaps({"a": gc, "b": gc}),
-        sp.gradient_cosine_bars({"init": {"W1 (x)": 0.99, "W2 (y)": 1.0}, "trained": {"W1 (x)": 0.98, "W2 (y)": 1.0}}),
-        sp.epsilon_histograms({"soft": eps.abs(), "hard": eps}, tau=2.0),
-        sp.tau_sweep_plot([{"tau": 1.1, "reset": "soft", "mean_temporal_share": 0.01, "cos_all": 1.0},
+        sltt_plots.temporal_share_heatmaps({"a": gc, "b": gc}),
+        sltt_plots.gradient_cosine_bars({"init": {"W1 (x)": 0.99, "W2 (y)": 1.0}, "trained": {"W1 (x)": 0.98, "W2 (y)": 1.0}}),
+        sltt_plots.epsilon_histograms({"soft": eps.abs(), "hard": eps}, tau=2.0),
+        sltt_plots.tau_sweep_plot([{"tau": 1.1, "reset": "soft", "mean_temporal_share": 0.01, "cos_all": 1.0},
                            {"tau": 2.0, "reset": "soft", "mean_temporal_share": 0.2, "cos_all": 0.99}]),
-        sp.memory_time_figure(_rows()),
-        sp.ratio_figure({"run": _rows()}, {"T": [2, 4], "bptt": {"memory_gb": [2, 3], "time_h": [1, 2]},
+        sltt_plots.memory_time_figure(_rows()),
+        sltt_plots.ratio_figure({"run": _rows()}, {"T": [2, 4], "bptt": {"memory_gb": [2, 3], "time_h": [1, 2]},
                                           "sltt": {"memory_gb": [1, 1], "time_h": [1, 1.5]}}),
-        sp.accuracy_vs_T(sp.summarize(_fake_runs()), {"T": [2, 4], "bptt": {"acc": [90, 91]}, "sltt": {"acc": [90, 92]}}),
-        sp.accuracy_bars(["soft", "hard"], [97.0, 96.5], [0.2, 0.3], [94.44, 94.34]),
+        sltt_plots.accuracy_vs_T(sp.summarize(_fake_runs()), {"T": [2, 4], "bptt": {"acc": [90, 91]}, "sltt": {"acc": [90, 92]}}),
+        sltt_plots.accuracy_bars(["soft", "hard"], [97.0, 96.5], [0.2, 0.3], [94.44, 94.34]),
     ]
     assert all(isinstance(f, Figure) for f in figs)
     assert figs[-1].axes[0].get_ylim()[0] > 80  # zoomed to the bars

@@ -17,9 +17,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from snnlab import neurons
-from snnlab import sparsity_theory as st
-from snnlab import srigl_plots as sp
+from snnlab.core import neurons
+from snnlab.studies.srigl import theory as st
+from snnlab.studies.srigl import variance as sp
 
 matplotlib.use("Agg")
 

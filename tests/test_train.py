@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snnlab import data, models, train
+from snnlab import data, train
+from snnlab.core import models
+from spikingjelly.activation_based import functional
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +57,6 @@ def test_training_learns_and_evaluate_matches_hand_computation(digits):
     with torch.no_grad():
         net.eval()
         out = net(x.unsqueeze(0).repeat(4, 1, 1, 1, 1))
-    from spikingjelly.activation_based import functional
-
     functional.reset_net(net)
     expect = [(out[:t].sum(0).argmax(-1) == y).float().mean().item() for t in range(1, 5)]
     assert ev["acc_per_t"] == pytest.approx(expect) and ev["acc"] == ev["acc_per_t"][-1]
@@ -82,8 +82,6 @@ def test_bptt_step_is_mean_of_per_step_losses():
     x = torch.rand(5, 4, 1, 2, 2, dtype=torch.float64) * 2
     y = torch.tensor([0, 1, 2, 0])
     loss = train.bptt_step(net, x, y, train.ce_loss)
-    from spikingjelly.activation_based import functional
-
     functional.reset_net(net)
     out = net(x)
     assert loss == pytest.approx(sum(F.cross_entropy(o, y).item() for o in out) / 5)

@@ -1,77 +1,45 @@
-r"""Spatial Learning Through Time (SLTT, Meng et al., ICCV 2023): online training steps, the
-gradient-component analysis behind it, operation counts and memory/time measurement.
+r"""The sltt paper's analyses around SLTT (Meng et al., ICCV 2023, supplement): the gradient
+components of Lemma 1 (how much of dL/du the temporal path carries), operation counts of
+Algorithm S1 (Appendix C.2) measured against the formulas, and memory / time per iteration of
+BPTT, SLTT and SLTT-K measured in one interleaved run (Table S2).
 
-Dynamics (sltt Eq. S1/S8, soft reset; :math:`\lambda = 1 - 1/\tau`):
-
-.. math::
-
-    u^l[t] = \lambda\,(u^l[t-1] - V_{th} s^l[t-1]) + W^l s^{l-1}[t], \qquad
-    s^l[t] = H(u^l[t] - V_{th}).
-
-BPTT back-propagates through both the *spatial* path (layer to layer within a step) and the
-*temporal* path (:math:`u^l[t] \to u^l[t+1]`, Jacobian :math:`\epsilon^l[t]`, Eq. S2). Lemma 1
-(Eq. S3) writes
-
-.. math::
-
-    \frac{\partial L}{\partial u^l[t]} = \underbrace{\frac{\partial L}{\partial u^{l+1}[t]}
-    \frac{\partial u^{l+1}[t]}{\partial s^l[t]}\frac{\partial s^l[t]}{\partial u^l[t]}}_{\text{spatial}}
-    + \underbrace{\sum_{t'>t} (\text{spatial term at } t')\prod_{t''=1}^{t'-t}\epsilon^l[t'-t'']}_{\text{temporal}}
-
-and SLTT keeps only the spatial term: after every step the membrane state is detached, so each
-step's loss :math:`\ell_t/T` is back-propagated at once through that step's graph only and the
-graph is freed (memory independent of T). SLTT-K back-propagates only K of the T steps, drawn
-without replacement per batch (Algorithm S2).
-
-Public API
-----------
-Training steps (the ``step_fn`` contract of :func:`snnlab.train.fit`):
-    :func:`sltt_step`, :class:`SLTTStep` / :func:`make_sltt_step`, :func:`sample_bp_steps`.
-Gradients without side effects (``.grad`` and BN buffers restored):
-    :func:`sltt_gradient`, :func:`bptt_gradient`, :func:`bptt_sltt_cosine`.
-Independent reference (explicit per-layer LIF recursion on plain layers):
-    :func:`reference_gradient`, :func:`temporal_cut_gradient`, :func:`explicit_forward`.
-Gradient components (Lemma 1): :func:`gradient_components`, :func:`epsilon_diagonal`.
-Operation counts (Appendix C.2): :func:`op_count_formula`, :func:`algorithm_backward`,
-    :func:`count_backward_ops`.
-Memory and time: :func:`measure_memory_time`, :func:`compare_methods` (interleaved timing).
-
-Example
--------
->>> import torch
->>> from snnlab import models, sltt, train
->>> net = models.build("mlp", 3, in_features=4, hidden=(8,), neuron="sltt", norm="none")
->>> x_seq, y = torch.rand(5, 2, 4) * 2, torch.tensor([0, 2])     # [T, B, features]
->>> loss = sltt.sltt_step(net, x_seq, y, train.ce_loss)           # fills .grad, returns the loss
->>> all(p.grad is not None for p in net.parameters())
-True
+The training steps themselves are :mod:`snnlab.grad.sltt`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 from spikingjelly.activation_based import neuron as sj_neuron
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ...core import models
+from ...core.models import spiking_neurons
+from ...grad.bptt import bptt_step
+from ...grad.sltt import (
+    LossFn,
+    SLTTStep,
+    check_lif,
+    cosine,
+    leaves,
+    preserved,
+    resolve_method,
+    sample_bp_steps,
+    seq_len,
+    single_step,
+    sltt_step,
+    surrogate_grad,
+)
+from ...record import bench
+from ...train.losses import ce_loss
 
 __all__ = [
-    "sample_bp_steps",
-    "sltt_step",
-    "SLTTStep",
-    "make_sltt_step",
-    "sltt_gradient",
-    "bptt_gradient",
-    "bptt_sltt_cosine",
-    "explicit_forward",
-    "reference_gradient",
-    "temporal_cut_gradient",
-    "epsilon_diagonal",
     "GradientComponents",
     "gradient_components",
     "op_count_formula",
@@ -79,470 +47,7 @@ __all__ = [
     "count_backward_ops",
     "measure_memory_time",
     "compare_methods",
-    "METHODS",
 ]
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-#: training methods understood by :func:`op_count_formula`, :func:`count_backward_ops` and
-#: :func:`measure_memory_time`
-METHODS = ("bptt", "sltt", "sltt_k")
-
-
-# --- validation ---------------------------------------------------------------------------------
-
-
-def _seq_len(x_seq: Any) -> int:
-    if not isinstance(x_seq, torch.Tensor) or x_seq.dim() < 2:
-        shape = tuple(x_seq.shape) if isinstance(x_seq, torch.Tensor) else type(x_seq).__name__
-        raise ValueError(f"x_seq must be a tensor [T, B, ...] with at least 2 dims, got {shape}")
-    T = int(x_seq.shape[0])
-    if T < 1:
-        raise ValueError(f"T={T} (x_seq.shape[0]) is invalid; allowed values: T >= 1 time steps")
-    return T
-
-
-def _check_k(k: Any, T: int) -> int | None:
-    if k is None:
-        return None
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= T:
-        raise ValueError(f"K={k!r} is invalid for T={T}; allowed values: None (plain SLTT) or integers 1..T")
-    return k
-
-
-def _resolve_method(method: str, T: int, K: int | None) -> tuple[str, int | None]:
-    """``(method, K)`` with ``"sltt"`` + K -> ``"sltt_k"`` and K validated against T."""
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is unknown; allowed values: {list(METHODS)}")
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T={T!r} is invalid; allowed values: integers >= 1")
-    if method == "bptt":
-        if K is not None:
-            raise ValueError(f"K={K!r} is only meaningful for SLTT-K; use K=None with method='bptt'")
-        return method, None
-    if method == "sltt_k" and K is None:
-        raise ValueError("K=None is invalid for method='sltt_k'; allowed values: integers 1..T")
-    K = _check_k(K, T)
-    return ("sltt_k" if K is not None else "sltt"), K
-
-
-# --- step-mode / state helpers ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _single_step(model: nn.Module) -> Iterator[None]:
-    """Switch every module with a ``step_mode`` to ``"s"``; restore each one's own mode after."""
-    saved = [(m, m.step_mode) for m in model.modules() if hasattr(m, "step_mode")]
-    functional.set_step_mode(model, "s")
-    try:
-        yield
-    finally:
-        for m, mode in saved:
-            m.step_mode = mode
-
-
-@contextlib.contextmanager
-def _preserved(model: nn.Module) -> Iterator[list[tuple[str, nn.Parameter]]]:
-    """Run analysis code without side effects: ``.grad`` cleared inside and restored after, buffers
-    (BN running statistics) restored, neurons reset before and after."""
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    grads = [p.grad for _, p in params]
-    buffers = [(b, b.detach().clone()) for b in model.buffers()]
-    for _, p in params:
-        p.grad = None
-    functional.reset_net(model)
-    try:
-        yield params
-    finally:
-        for (_, p), g in zip(params, grads):
-            p.grad = g
-        with torch.no_grad():
-            for b, saved in buffers:
-                b.copy_(saved)
-        functional.reset_net(model)
-
-
-def _collect_grads(params: list[tuple[str, nn.Parameter]]) -> dict[str, torch.Tensor]:
-    return {n: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)) for n, p in params}
-
-
-# --- SLTT / SLTT-K training step ----------------------------------------------------------------
-
-
-def sample_bp_steps(T: int, k: int | None = None, generator: torch.Generator | None = None) -> list[int]:
-    """The time steps (0-based, sorted) that SLTT-K back-propagates (Algorithm S2, lines 1-5).
-
-    ``k=None``: all T steps (plain SLTT). Otherwise K distinct steps drawn uniformly without
-    replacement with ``generator`` (``torch.randperm``); the same generator state gives the same steps.
-    """
-    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
-        raise ValueError(f"T={T!r} is invalid; allowed values: integers >= 1")
-    k = _check_k(k, T)
-    if k is None:
-        return list(range(T))
-    return sorted(torch.randperm(T, generator=generator)[:k].tolist())
-
-
-def sltt_step(
-    model: nn.Module,
-    x_seq: torch.Tensor,
-    y: torch.Tensor,
-    loss_fn: LossFn,
-    k: int | None = None,
-    generator: torch.Generator | None = None,
-) -> float:
-    r"""One SLTT (``k=None``) or SLTT-K iteration, forward and backward (Algorithm S2).
-
-    The model (multi-step on entry) is switched to single-step mode; for t = 1..T it runs one step
-    ``o[t] = model(x_seq[t])`` (``[B, ...] -> [B, C]``); if t is one of the back-propagated steps
-    it calls ``(loss_fn(o[t], y) / T).backward()`` at once, otherwise the step runs under
-    ``torch.no_grad()`` (the neuron state still advances). Then every stateful module is detached
-    (:func:`spikingjelly.activation_based.functional.detach_net`), so no graph crosses time steps:
-    the gradient is the spatial term of Lemma 1 only and each step's graph is freed before the next.
-
-    Gradients accumulate in ``.grad`` (the caller zeroes them). The step mode of every module is
-    restored on exit, also on error. BatchNorm in single-step mode normalises with per-step
-    statistics (sltt H.3).
-
-    Parameters
-    ----------
-    x_seq: ``[T, B, ...]`` encoded input. y: targets for ``loss_fn``.
-    loss_fn: per-step loss ``loss_fn(o_t, y) -> scalar``; the objective is its mean over t.
-    k: None (SLTT) or K in 1..T (SLTT-K). generator: draws the K steps (see :func:`sample_bp_steps`).
-
-    Returns the objective :math:`\frac1T\sum_{t=1}^T \ell(o[t], y)` over *all* T steps (a float).
-    """
-    T = _seq_len(x_seq)
-    k = _check_k(k, T)
-    bp_steps = set(sample_bp_steps(T, k, generator))
-    total = 0.0
-    with _single_step(model):
-        for t in range(T):
-            if t in bp_steps:
-                loss_t = loss_fn(model(x_seq[t]), y) / T
-                loss_t.backward()
-            else:
-                with torch.no_grad():
-                    loss_t = loss_fn(model(x_seq[t]), y) / T
-            total += float(loss_t.detach())
-            functional.detach_net(model)  # cut the temporal path: v[t] enters step t+1 as a constant
-    return total
-
-
-class SLTTStep:
-    """Picklable ``step_fn`` for :func:`snnlab.train.fit`: SLTT (``k=None``) or SLTT-K.
-
-    Holds its own ``torch.Generator`` seeded with ``seed``; the generator state is pickled with
-    the object, so a resumed run draws the same steps as an uninterrupted one.
-
-    >>> step = SLTTStep(k=2, seed=0)
-    >>> step
-    SLTTStep(k=2, seed=0)
-    """
-
-    def __init__(self, k: int | None = None, seed: int = 0):
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise ValueError(f"K={k!r} is invalid; allowed values: None (plain SLTT) or integers >= 1 (<= T)")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed={seed!r} is invalid; allowed values: integers >= 0")
-        self.k, self.seed = k, seed
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __call__(self, model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> float:
-        return sltt_step(model, x_seq, y, loss_fn, k=self.k, generator=self.generator)
-
-    def __getstate__(self) -> dict:
-        return {"k": self.k, "seed": self.seed, "generator_state": self.generator.get_state()}
-
-    def __setstate__(self, state: dict) -> None:
-        self.k, self.seed = state["k"], state["seed"]
-        self.generator = torch.Generator()
-        self.generator.set_state(state["generator_state"])
-
-    def __repr__(self) -> str:
-        return f"SLTTStep(k={self.k}, seed={self.seed})"
-
-
-def make_sltt_step(k: int | None = None, seed: int = 0) -> SLTTStep:
-    """A picklable SLTT / SLTT-K ``step_fn`` for :func:`snnlab.train.fit` (see :class:`SLTTStep`)."""
-    return SLTTStep(k=k, seed=seed)
-
-
-# --- gradients without side effects --------------------------------------------------------------
-
-
-def sltt_gradient(
-    model: nn.Module,
-    x_seq: torch.Tensor,
-    y: torch.Tensor,
-    loss_fn: LossFn,
-    k: int | None = None,
-    generator: torch.Generator | None = None,
-) -> dict[str, torch.Tensor]:
-    """Parameter gradients of one :func:`sltt_step`, as ``{name: tensor}``; ``.grad``, BN buffers
-    and neuron states are left as they were."""
-    with _preserved(model) as params:
-        sltt_step(model, x_seq, y, loss_fn, k=k, generator=generator)
-        return _collect_grads(params)
-
-
-def _bptt_single_step(model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> float:
-    """BPTT through the single-step loop (same per-step BN as SLTT, temporal graph kept)."""
-    T = _seq_len(x_seq)
-    with _single_step(model):
-        loss = sum(loss_fn(model(x_seq[t]), y) for t in range(T)) / T
-        loss.backward()
-    return float(loss.detach())
-
-
-def bptt_gradient(
-    model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, step_mode: str = "s"
-) -> dict[str, torch.Tensor]:
-    """BPTT parameter gradients ``{name: tensor}`` without side effects.
-
-    ``step_mode="s"``: the single-step loop with the temporal graph kept, so the forward pass is
-    exactly SLTT's (per-step BatchNorm); the only difference to :func:`sltt_gradient` is the
-    temporal path. ``"m"``: :func:`snnlab.train.bptt_step` (multi-step; BN over T*B). The two agree
-    for networks without BatchNorm.
-    """
-    if step_mode not in ("s", "m"):
-        raise ValueError(f"step_mode={step_mode!r} is invalid; allowed values: ['s', 'm']")
-    _seq_len(x_seq)
-    with _preserved(model) as params:
-        if step_mode == "s":
-            _bptt_single_step(model, x_seq, y, loss_fn)
-        else:
-            from .train import bptt_step
-
-            bptt_step(model, x_seq, y, loss_fn)
-        return _collect_grads(params)
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    na, nb = a.norm(), b.norm()
-    if na == 0 or nb == 0:
-        return float("nan")
-    return float((a * b).sum() / (na * nb))
-
-
-def bptt_sltt_cosine(
-    model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, step_mode: str = "s"
-) -> dict[str, float]:
-    """Cosine similarity between BPTT and SLTT gradients, per parameter and overall.
-
-    Returns ``{param_name: cos, ..., "__all__": cos of the concatenated gradients}``; NaN where a
-    gradient is all zero. BPTT runs in ``step_mode`` (see :func:`bptt_gradient`); with ``"s"`` the
-    forward passes are identical, so the cosine measures only the dropped temporal term.
-    """
-    g_b = bptt_gradient(model, x_seq, y, loss_fn, step_mode=step_mode)
-    g_s = sltt_gradient(model, x_seq, y, loss_fn)
-    out = {n: _cosine(g_b[n].flatten(), g_s[n].flatten()) for n in g_b}
-    out["__all__"] = _cosine(torch.cat([g.flatten() for g in g_b.values()]),
-                             torch.cat([g.flatten() for g in g_s.values()]))
-    return out
-
-
-# --- independent reference: explicit LIF recursion ----------------------------------------------
-
-
-def _leaves(model: nn.Module) -> list[nn.Module]:
-    if isinstance(model, nn.Sequential):
-        return [leaf for child in model for leaf in _leaves(child)]
-    return [model]
-
-
-def _heaviside_st(x: torch.Tensor, surrogate: nn.Module) -> torch.Tensor:
-    """Heaviside forward, surrogate derivative backward, built from the surrogate's *primitive*
-    (straight-through: ``H(x) + g(x) - g(x).detach()``) instead of its autograd function."""
-    h = (x >= 0).to(x.dtype)
-    prim = getattr(surrogate, "primitive", None)
-    if prim is None:  # a spikingjelly surrogate without a primitive method: use it directly
-        return surrogate(x)
-    g = prim(x)
-    return h + (g - g.detach())
-
-
-def _check_lif(m: nn.Module) -> None:
-    if not isinstance(m, sj_neuron.LIFNode):
-        raise ValueError(f"explicit reference supports LIFNode neurons only, got {type(m).__name__}")
-
-
-def _apply_plain(m: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    """One stateless layer on one time step ``[B, ...]``, written with torch.nn.functional."""
-    from .models import ScaledWSConv2d, ScaledWSLinear
-
-    if isinstance(m, (ScaledWSConv2d, ScaledWSLinear)):
-        raise ValueError(f"explicit reference supports plain layers only, got {type(m).__name__}")
-    if isinstance(m, nn.Linear):
-        return F.linear(h, m.weight, m.bias)
-    if isinstance(m, nn.Conv2d):
-        if m.padding_mode != "zeros":
-            raise ValueError(f"explicit reference needs padding_mode='zeros', got {m.padding_mode!r}")
-        return F.conv2d(h, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
-    if isinstance(m, nn.Flatten):
-        return h.flatten(m.start_dim, m.end_dim)
-    if isinstance(m, nn.AvgPool2d):
-        return F.avg_pool2d(h, m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
-                            m.divisor_override)
-    if isinstance(m, nn.AdaptiveAvgPool2d):
-        return F.adaptive_avg_pool2d(h, m.output_size)
-    if isinstance(m, nn.Identity):
-        return h
-    if isinstance(m, nn.Dropout) and (m.p == 0 or not m.training):
-        return h
-    raise ValueError(
-        f"explicit reference supports nn.Sequential nets of Linear, Conv2d, Flatten, AvgPool2d, "
-        f"AdaptiveAvgPool2d, Identity and LIFNode; got {type(m).__name__}"
-    )
-
-
-def explicit_forward(
-    model: nn.Module,
-    x_seq: torch.Tensor,
-    cut_temporal: bool = True,
-    record: dict[str, list] | None = None,
-) -> list[torch.Tensor]:
-    r"""Forward pass of a sequential spiking net written out as an explicit per-layer recursion.
-
-    Walks ``model`` (nested ``nn.Sequential`` of plain layers and spikingjelly ``LIFNode``) and
-    applies, for every step t and LIF layer (parameters read from the node):
-
-    .. math::
-
-        u[t] = \begin{cases} v[t-1] - (v[t-1] - v_r)/\tau + x[t] & \text{decay\_input=False}\\
-                             v[t-1] + (x[t] - (v[t-1] - v_r))/\tau & \text{decay\_input=True}\end{cases}
-
-    :math:`s[t] = H(u[t] - V_{th})` (straight-through from the surrogate's primitive),
-    :math:`v[t] = u[t] - V_{th}s[t]` (soft, ``v_reset=None``, :math:`v_r = 0`) or
-    :math:`v[t] = (1 - s[t])u[t] + s[t]v_r` (hard). With ``cut_temporal`` the carried
-    :math:`v[t-1]` is detached (the SLTT gradient); without it this is BPTT. Nothing of
-    spikingjelly's neuron code or of :func:`sltt_step` is used.
-
-    ``x_seq`` ``[T, B, ...]``; returns the T outputs ``[B, C]``. ``record`` (a dict) receives
-    ``"u"`` and ``"s"``: per LIF layer, lists of T tensors ``[B, ...]`` (part of the graph).
-    """
-    T = _seq_len(x_seq)
-    leaves = _leaves(model)
-    lif_idx = [i for i, m in enumerate(leaves) if isinstance(m, sj_neuron.BaseNode)]
-    for i in lif_idx:
-        _check_lif(leaves[i])
-    if record is not None:
-        record["u"] = [[] for _ in lif_idx]
-        record["s"] = [[] for _ in lif_idx]
-    state: dict[int, torch.Tensor] = {}
-    outs = []
-    for t in range(T):
-        h = x_seq[t]
-        j = 0
-        for i, m in enumerate(leaves):
-            if not isinstance(m, sj_neuron.BaseNode):
-                h = _apply_plain(m, h)
-                continue
-            rest = 0.0 if m.v_reset is None else float(m.v_reset)
-            v = state.get(i)
-            if v is None:
-                v = torch.full_like(h, rest)
-            elif cut_temporal:
-                v = v.detach()
-            if m.decay_input:
-                u = v + (h - (v - rest)) / m.tau
-            else:
-                u = v - (v - rest) / m.tau + h
-            s = _heaviside_st(u - m.v_threshold, m.surrogate_function)
-            s_r = s.detach() if m.detach_reset else s
-            if m.v_reset is None:
-                state[i] = u - m.v_threshold * s_r
-            else:
-                state[i] = (1.0 - s_r) * u + s_r * rest
-            if record is not None:
-                record["u"][j].append(u)
-                record["s"][j].append(s)
-            j += 1
-            h = s
-        outs.append(h)
-    return outs
-
-
-def reference_gradient(
-    model: nn.Module,
-    x_seq: torch.Tensor,
-    y: torch.Tensor,
-    loss_fn: LossFn,
-    cut_temporal: bool = True,
-    steps: list[int] | None = None,
-) -> dict[str, torch.Tensor]:
-    r"""Weight gradients of :math:`\frac1T\sum_{t\in\text{steps}} \ell(o[t], y)` through
-    :func:`explicit_forward` (``steps=None``: all T steps), by ``torch.autograd.grad`` (``.grad``
-    untouched). ``cut_temporal=True`` is the SLTT / SLTT-K reference, ``False`` the BPTT reference.
-    """
-    T = _seq_len(x_seq)
-    steps = list(range(T)) if steps is None else list(steps)
-    if not steps or any(not 0 <= t < T for t in steps) or len(set(steps)) != len(steps):
-        raise ValueError(f"steps={steps!r} is invalid; allowed values: distinct integers in 0..{T - 1}")
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    outs = explicit_forward(model, x_seq, cut_temporal=cut_temporal)
-    loss = sum(loss_fn(outs[t], y) for t in steps) / T
-    grads = torch.autograd.grad(loss, [p for _, p in params], allow_unused=True)
-    return {n: (g if g is not None else torch.zeros_like(p)) for (n, p), g in zip(params, grads)}
-
-
-def temporal_cut_gradient(
-    model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss_fn: LossFn, steps: list[int] | None = None
-) -> dict[str, torch.Tensor]:
-    """The SLTT reference: :func:`reference_gradient` with the carried membrane detached."""
-    return reference_gradient(model, x_seq, y, loss_fn, cut_temporal=True, steps=steps)
-
-
-# --- Lemma 1: epsilon and the spatial / temporal decomposition ----------------------------------
-
-
-def _surrogate_grad(surrogate: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """:math:`g'(x)` of a surrogate module, by autograd through the module itself."""
-    with torch.enable_grad():
-        z = x.detach().clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(surrogate(z).sum(), z)
-    return g
-
-
-def epsilon_diagonal(
-    u: torch.Tensor,
-    s: torch.Tensor,
-    tau: float,
-    v_th: float = 1.0,
-    reset: str = "soft",
-    surrogate: nn.Module | None = None,
-    v_reset: float = 0.0,
-) -> torch.Tensor:
-    r"""Diagonal of :math:`\epsilon^l[t] = \frac{\partial u[t+1]}{\partial u[t]} +
-    \frac{\partial u[t+1]}{\partial s[t]}\frac{\partial s[t]}{\partial u[t]}` (Eq. S2), elementwise.
-
-    With :math:`\lambda = 1 - 1/\tau` and :math:`g' = g'(u - V_{th})` the surrogate derivative:
-
-    * soft reset (:math:`v = u - V_{th}s`): :math:`\epsilon = \lambda\,(1 - V_{th}\,g')`;
-    * hard reset (:math:`v = (1-s)u + s\,v_r`, Eq. S10 has :math:`v_r = 0`):
-      :math:`\epsilon = \lambda\,(1 - s + (v_r - u)\,g')`, which for the rectangle surrogate with
-      :math:`\gamma = V_{th}` is Eq. S11 and lies in :math:`(-\frac32\lambda, \frac12\lambda)\cup\{\lambda\}`.
-
-    ``u``, ``s``: membrane before reset and spikes, any shape. ``surrogate``: a surrogate module
-    (default a fresh ``Rectangle(gamma=1)``, sltt Eq. 5). Returns a tensor shaped like ``u``.
-    (:math:`\partial u[t+1]/\partial v[t] = \lambda` for both ``decay_input`` settings.)
-    """
-    from .surrogate import Rectangle
-
-    if reset not in ("soft", "hard"):
-        raise ValueError(f"reset={reset!r} is invalid; allowed values: ['soft', 'hard']")
-    if not (isinstance(tau, (int, float)) and tau >= 1):
-        raise ValueError(f"tau={tau!r} is invalid; allowed values: numbers >= 1 (leak 1 - 1/tau)")
-    if not v_th > 0:
-        raise ValueError(f"v_th={v_th!r} is invalid; allowed values: numbers > 0")
-    if u.shape != s.shape:
-        raise ValueError(f"u and s must have the same shape, got {tuple(u.shape)} and {tuple(s.shape)}")
-    surrogate = Rectangle(1.0) if surrogate is None else surrogate
-    lam = 1.0 - 1.0 / tau
-    g = _surrogate_grad(surrogate, u - v_th)
-    if reset == "soft":
-        return lam * (1.0 - v_th * g)
-    return lam * (1.0 - s + (v_reset - u) * g)
 
 
 @dataclass
@@ -612,14 +117,13 @@ def gradient_components(
     :math:`u^l[t]` is recomputed from the recorded :math:`v^l[t-1]` and :math:`x^l[t]`.
     ``.grad``, BN buffers and neuron states are left as they were. ``x_seq`` ``[T, B, ...]``.
     """
-    from .models import spiking_neurons
 
-    T = _seq_len(x_seq)
+    T = seq_len(x_seq)
     nodes = spiking_neurons(model)
     if not nodes:
         raise ValueError("model has no spiking neurons; gradient_components needs LIFNode layers")
     for m in nodes:
-        _check_lif(m)
+        check_lif(m)
     names = {id(m): n for n, m in model.named_modules()}
     rec: dict[int, dict[str, list]] = {i: {"x": [], "v": [], "s": []} for i in range(len(nodes))}
 
@@ -640,11 +144,11 @@ def gradient_components(
             rec[i]["s"].append(out)
         return hook
 
-    with _preserved(model):
+    with preserved(model):
         handles = [n.register_forward_pre_hook(pre_hook(i)) for i, n in enumerate(nodes)]
         handles += [n.register_forward_hook(post_hook(i)) for i, n in enumerate(nodes)]
         try:
-            with _single_step(model), torch.enable_grad():
+            with single_step(model), torch.enable_grad():
                 loss = sum(loss_fn(model(x_seq[t]), y) for t in range(T)) / T
         finally:
             for h in handles:
@@ -670,7 +174,7 @@ def gradient_components(
             x, v = rec[i]["x"][t].detach(), rec[i]["v"][t]
             u = v + (x - (v - rest)) / m.tau if m.decay_input else v - (v - rest) / m.tau + x
             total = gx[j] * m.tau if m.decay_input else gx[j]
-            spatial = gs[j] * _surrogate_grad(m.surrogate_function, u - m.v_threshold)
+            spatial = gs[j] * surrogate_grad(m.surrogate_function, u - m.v_threshold)
             temporal = total - spatial
             for k, val in (("spatial", spatial), ("temporal", temporal), ("total", total), ("u", u),
                            ("s", rec[i]["s"][t].detach())):
@@ -678,7 +182,7 @@ def gradient_components(
             norms["spatial"][i, t] = spatial.norm().double()
             norms["temporal"][i, t] = temporal.norm().double()
             norms["total"][i, t] = total.norm().double()
-            norms["cos"][i, t] = _cosine(spatial.flatten().double(), total.flatten().double())
+            norms["cos"][i, t] = cosine(spatial.flatten().double(), total.flatten().double())
     return GradientComponents(
         layer_names=[names[id(m)] for m in nodes],
         spatial_norm=norms["spatial"],
@@ -716,7 +220,7 @@ def op_count_formula(d: int, method: str, T: int, K: int | None = None, batch: i
     VJP through the weights and the weight gradient), ``elementwise`` (the diagonal Jacobian
     products), ``total``, and ``per_intermediate_step`` (a step t < T).
     """
-    method, K = _resolve_method(method, T, K)
+    method, K = resolve_method(method, T, K)
     for name, v in (("d", d), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}={v!r} is invalid; allowed values: integers >= 1")
@@ -756,21 +260,21 @@ class _Counter:
 
 def _mlp_layers(model: nn.Module) -> tuple[list[nn.Linear], list[sj_neuron.LIFNode], nn.Linear]:
     """(hidden Linear layers, their LIF nodes, readout Linear) of Flatten? -> [Linear -> LIF]* -> Linear."""
-    leaves = [m for m in _leaves(model) if not isinstance(m, (nn.Flatten, nn.Identity))]
+    mods = [m for m in leaves(model) if not isinstance(m, (nn.Flatten, nn.Identity))]
     lins, nodes = [], []
     i = 0
-    while i + 1 < len(leaves) and isinstance(leaves[i], nn.Linear) and isinstance(leaves[i + 1], sj_neuron.BaseNode):
-        lins.append(leaves[i])
-        nodes.append(leaves[i + 1])
+    while i + 1 < len(mods) and isinstance(mods[i], nn.Linear) and isinstance(mods[i + 1], sj_neuron.BaseNode):
+        lins.append(mods[i])
+        nodes.append(mods[i + 1])
         i += 2
-    if not lins or i != len(leaves) - 1 or not isinstance(leaves[i], nn.Linear):
+    if not lins or i != len(mods) - 1 or not isinstance(mods[i], nn.Linear):
         raise ValueError("algorithm_backward needs an MLP: [Flatten] -> (Linear -> LIFNode) x L -> Linear")
     for m in nodes:
-        _check_lif(m)
+        check_lif(m)
         if m.v_reset is not None or m.decay_input or m.detach_reset:
             raise ValueError("algorithm_backward implements Eq. S8: soft reset (v_reset=None), "
                              "decay_input=False, detach_reset=False")
-    return lins, nodes, leaves[i]
+    return lins, nodes, mods[i]
 
 
 def algorithm_backward(
@@ -800,7 +304,7 @@ def algorithm_backward(
     """
     if method not in ("bptt", "sltt"):
         raise ValueError(f"method={method!r} is invalid; allowed values: ['bptt', 'sltt']")
-    T = _seq_len(x_seq)
+    T = seq_len(x_seq)
     steps = list(range(T)) if steps is None else sorted(steps)
     if method == "bptt" and steps != list(range(T)):
         raise ValueError("steps is only for method='sltt' (SLTT-K); BPTT uses all T steps")
@@ -822,7 +326,7 @@ def algorithm_backward(
                 x = F.linear(h, lins[li].weight, lins[li].bias)
                 u = x if v[li] is None else lam[li] * v[li] + x
                 s = (u >= vth[li]).to(u.dtype)
-                gprime[li][t] = _surrogate_grad(nodes[li].surrogate_function, u - vth[li])
+                gprime[li][t] = surrogate_grad(nodes[li].surrogate_function, u - vth[li])
                 v[li] = u - vth[li] * s
                 h = s
             s_last[t] = h
@@ -889,14 +393,11 @@ def count_backward_ops(
     Linear modules 1..layers-1 (hidden-to-hidden) for the flop counter, hidden layers
     0..layers-2 (those with a d-wide layer above) for the instrumented algorithm.
     """
-    from . import models
-    from .train import bptt_step
 
-    method, K = _resolve_method(method, T, K)
+    method, K = resolve_method(method, T, K)
     if isinstance(layers, bool) or not isinstance(layers, int) or layers < 2:
         raise ValueError(f"layers={layers!r} is invalid; allowed values: integers >= 2 (one intermediate layer)")
     formula = op_count_formula(d, method, T, K, batch=batch)
-    from torch.utils.flop_counter import FlopCounterMode
 
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -907,7 +408,6 @@ def count_backward_ops(
     x_seq = torch.rand(T, batch, d, generator=gen) * 2.0
     y = torch.randint(0, num_classes, (batch,), generator=gen)
     lin_names = [n for n, m in net.named_modules() if isinstance(m, nn.Linear)]
-    from .train import ce_loss
 
     def flops_by_module(fn: Callable[[], Any]) -> dict[str, int]:
         fc = FlopCounterMode(display=False)
@@ -965,7 +465,6 @@ def _input_excluding_meter(inputs: tuple[torch.Tensor, ...]):
     view ``x_seq[t]`` would otherwise be charged the whole ``[T, ...]`` storage, a T-dependent
     artefact that is not activation memory.
     """
-    from . import bench
 
     keys = {t.untyped_storage().data_ptr() for t in inputs if t.untyped_storage().data_ptr() != 0}
 
@@ -982,9 +481,8 @@ class _Run:
     """One (model, input, method) set up for repeated training iterations."""
 
     def __init__(self, model_factory, x_factory, method, T, K, loss_fn, seed, device):
-        from .train import bptt_step, ce_loss
 
-        self.method, self.K = _resolve_method(method, T, K)
+        self.method, self.K = resolve_method(method, T, K)
         self.T, self.device = T, torch.device(device)
         self.loss_fn = loss_fn or ce_loss
         torch.manual_seed(seed)
@@ -1004,12 +502,10 @@ class _Run:
         functional.reset_net(self.model)
 
     def time_once(self) -> None:
-        from . import bench
 
         self.times.append(bench.time_fn(self, repeats=1, warmup=0, device=self.device).median)
 
     def memory(self) -> dict[str, Any]:
-        from . import bench
 
         meter = _input_excluding_meter((self.x_seq, self.y))
         with meter:
@@ -1025,7 +521,6 @@ class _Run:
         }
 
     def result(self, mem: dict[str, Any]) -> dict[str, Any]:
-        from . import bench
 
         t = bench.Timing.of(self.times)
         self.model.zero_grad(set_to_none=True)

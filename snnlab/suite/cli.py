@@ -1,4 +1,4 @@
-"""Command line: ``snnlab figures``, ``snnlab list``, ``snnlab report``, ``snnlab clean``.
+"""Command line: ``snnlab figures``, ``snnlab list``, ``snnlab report``, ``snnlab clean [--cache]``.
 
 ``snnlab figures [--profile quick|paper] [--only GLOB] [--jobs N] [--cell-timeout S]`` executes the
 notebooks with papermill (one process each), logs wall time and peak memory per notebook and writes
@@ -11,8 +11,12 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import notebooks
-from .papers import PROFILES
+import nbformat
+
+from ..paths import cache_root, results_root
+from ..record.params import PROFILES, list_papers
+from ..train import runs as cached_runs
+from . import notebooks, report, verdicts
 
 
 def _positive_int(name: str):
@@ -43,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("paths", nargs="*")
     c.add_argument("--refresh", action="store_true",
                    help="execute first and keep the fresh outputs of the # NBVAL_CHECK_OUTPUT cells")
+    c.add_argument("--cache", action="store_true",
+                   help="instead: delete every cached run (trained models) under results/_cache or $SNNLAB_CACHE")
+    v = sub.add_parser("verdicts", help="compare the quick runs' claim verdicts with papers/*/expected_verdicts.yaml")
+    v.add_argument("--write", action="store_true", help="pin the current verdicts (on purpose: a flip is a change)")
+    v.add_argument("--only", default=None, help="paper id")
     return p
 
 
@@ -55,9 +64,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"running {len(paths)} notebook(s), profile={args.profile}, jobs={args.jobs}")
         runs = notebooks.run_many(paths, args.profile, args.jobs, args.cell_timeout)
-        report = notebooks.write_report(runs)
+        page = report.write_report(runs)
         failed = [r for r in runs if not r.ok]
-        print(f"report: {report}")
+        print(f"report: {page}")
         for r in failed:
             print(f"\n--- {r.notebook} failed; last output:\n{r.output[-3000:]}", file=sys.stderr)
         return 1 if failed else 0
@@ -68,11 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"    {name} = {info['default']}  {info.get('help') or ''}".rstrip())
         return 0
     if args.cmd == "report":
-        print(notebooks.write_report())
+        print(report.write_report())
         return 0
     if args.cmd == "clean":
-        import nbformat
-
+        if args.cache:
+            n = cached_runs.clear_cache()
+            print(f"removed {n} cached run(s) from {cache_root()}")
+            return 0
         for p in args.paths or notebooks.discover():
             if args.refresh:
                 notebooks.refresh(p)
@@ -81,6 +92,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 nbformat.write(notebooks.clean(nb), str(p))
             print(f"{'refreshed' if args.refresh else 'cleaned'} {p}")
         return 0
+    if args.cmd == "verdicts":
+        papers = [args.only] if args.only else list_papers()
+        diffs = []
+        for paper in papers:
+            if args.write:
+                print(f"wrote {verdicts.write_expected(paper)}")
+                continue
+            for claims_json in sorted((results_root() / paper).glob("*/quick/claims.json")):
+                diffs += verdicts.compare(paper, claims_json.parent.parent.name, claims_json)
+        print("\n".join(diffs) if diffs else "verdicts match papers/*/expected_verdicts.yaml")
+        return 1 if diffs else 0
     return 2  # pragma: no cover
 
 

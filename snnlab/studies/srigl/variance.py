@@ -39,8 +39,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from . import sparsity_theory as st
-from .plotting import figure
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
+
+from ...core import neurons
+from ...core.neurons import PRESETS
+from ...record.plotting import figure
+from . import theory as st
+from .bench import frame, speedups
 
 __all__ = [
     "KIND_LABELS",
@@ -90,8 +97,6 @@ DEFAULT_METHODS = ("dense", "csr", "csr_mv", "structured", "condensed", "condens
 
 def _log_y(ax) -> None:
     """Log y axis labelled with plain numbers (0.02, 0.1, 1) instead of 10^x."""
-    from matplotlib.ticker import FuncFormatter
-
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_formatter(FuncFormatter(
@@ -164,8 +169,6 @@ def theory_curves(
     kind, rate, pair_rate (ρ; r² for iid gates), theory (:func:`output_norm_variance` at r, ρ),
     printed (Appendix A's 18 k/n formula; NaN unless r = 1/2 with iid gates), c_nk, c_nk_approx.
     """
-    import pandas as pd
-
     check_sweep(ns=ns, kinds=list(kinds))
     rows = []
     for n in ns:
@@ -205,8 +208,6 @@ def simulate_points(
     z_mean = (mean - 1)/mean_se, z = (var - theory)/var_se, z_iid, z_printed, plus
     covered = theory inside [var_lo, var_hi].
     """
-    import pandas as pd
-
     check_sweep(samples=samples, kinds=list(kinds))
     if gates is not None:
         r, rho = st.gate_moments(gates)
@@ -270,8 +271,6 @@ def record_lif_gates(
             raise ValueError(f"{name}={v!r} is invalid; allowed values: numbers >= 0")
     if not _is_real(mean):
         raise ValueError(f"mean={mean!r} is invalid; allowed values: finite numbers")
-    from . import neurons
-
     g = torch.Generator().manual_seed(seed)
     c = torch.randn(n, generator=g)
     a = torch.randn(T, batch, 1, generator=g)
@@ -290,8 +289,6 @@ def record_lif_gates(
 def check_lif(T: int, batch: int, preset: str = "lth", burn_in: int = 8) -> None:
     """Validate the settings of :func:`record_lif_gates` before any work (ValueError naming the
     parameter): ``T`` > ``burn_in`` >= 0, ``batch`` >= 1, ``preset`` in snnlab.neurons.PRESETS."""
-    from .neurons import PRESETS
-
     for name, v, lo in (("T", T, 1), ("batch", batch, 1), ("burn_in", burn_in, 0)):
         if not _is_int(v) or v < lo:
             raise ValueError(f"{name}={v!r} is invalid; allowed values: integers >= {lo}")
@@ -660,16 +657,12 @@ def _method_lines(ax, df, methods: Sequence[str], show_min: bool = True) -> None
 
 
 def _min_legend_handle():
-    from matplotlib.lines import Line2D
-
     return Line2D([], [], color="0.4", marker="o", ls="none", mfc="none", alpha=0.6, label="hollow: fastest call")
 
 
 def benchmark_grid(result: dict, methods: Sequence[str] = DEFAULT_METHODS, title: str = ""):
     """Figs. 18-20 analogue: median time per call (µs, log) against batch size (log2), one row per
     thread count, one column per sparsity, one line per method; hollow markers: the fastest call."""
-    from .condensed_bench import frame
-
     df = frame(result)
     threads = sorted(df["threads"].dropna().unique())
     sps = sorted(df["sparsity"].unique())
@@ -696,8 +689,6 @@ def benchmark_grid(result: dict, methods: Sequence[str] = DEFAULT_METHODS, title
 def benchmark_panel(result: dict, threads: int = 1, sparsity: float = 0.9,
                     methods: Sequence[str] = DEFAULT_METHODS, title: str = ""):
     """One (threads, sparsity) panel of :func:`benchmark_grid` (the widget's function)."""
-    from .condensed_bench import frame
-
     df = frame(result)
     d = df[(df["threads"] == threads) & np.isclose(df["sparsity"], sparsity)]
     if not len(d):
@@ -720,8 +711,6 @@ def speedup_figure(results: Mapping[str, dict], sparsity: float = 0.9, over: Seq
     """Speedup of the condensed layer, t_method / t_condensed, against batch size at ``sparsity``:
     one panel per baseline of ``over``, one line per (source, threads), log scale. The paper's batch-1
     targets (``{"dense": 3.4, "csr": 2.5}``) are drawn as stars; the dotted line is 1 (no gain)."""
-    from .condensed_bench import speedups
-
     fig, axes = figure(1, len(over), w=4.4, h=3.3, sharey=True)
     styles = ["-", "--", "-.", ":"]
     for j, m in enumerate(over):
@@ -746,8 +735,6 @@ def speedup_figure(results: Mapping[str, dict], sparsity: float = 0.9, over: Seq
 def device_figure(result: dict, methods: Sequence[str] = ("dense", "csr", "structured", "condensed")):
     """Fig. 21 analogue (a :func:`snnlab.condensed_bench.run_device` result): median time (log) per
     sparsity, one panel per batch size, bars per method."""
-    from .condensed_bench import frame
-
     df = frame(result)
     batches = sorted(df["batch"].unique())
     sps = sorted(df["sparsity"].unique())

@@ -32,8 +32,10 @@ from typing import Any, Callable
 
 import torch
 from spikingjelly.activation_based import functional, layer
+from spikingjelly.activation_based import neuron as sj_neuron
 from torch import nn
 
+from .. import checks
 from . import neurons
 
 __all__ = ["build", "ARCHITECTURES", "ScaledWSConv2d", "ScaledWSLinear", "spiking_neurons", "SWS_GAMMA"]
@@ -261,6 +263,8 @@ def build(
         raise ValueError(f"width={width!r} is invalid; allowed values: numbers > 0")
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout={dropout!r} is invalid; allowed values: [0, 1)")
+    if name == "mlp":
+        hidden = tuple(checks.int_list("hidden", list(hidden) if isinstance(hidden, tuple) else hidden, 1))
     b = _Builder(spiking, neuron, norm, pool, neuron_kw)
     if name == "mlp":
         net = _mlp(b, in_features or in_channels * input_size**2, num_classes, hidden, width)
@@ -279,6 +283,4 @@ def build(
 
 def spiking_neurons(model: nn.Module) -> list[nn.Module]:
     """The LIF nodes of a model, in forward order of registration."""
-    from spikingjelly.activation_based import neuron as sj_neuron
-
     return [m for m in model.modules() if isinstance(m, sj_neuron.BaseNode)]

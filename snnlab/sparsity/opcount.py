@@ -40,8 +40,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
+import pandas as pd
 import torch
+from spikingjelly.activation_based import functional
 from torch import nn
+
+from .. import data
+from ..core.encoding import encode_batch
+from .masks import prunable_parameters
 
 __all__ = [
     "BACKWARDS",
@@ -54,9 +60,7 @@ __all__ = [
     "FORMULAS",
     "ops_table",
     "analog_share",
-    "flops_rows",
-    "plot_flops",
-    "plot_input_rates",
+    "layer_ops",
 ]
 
 BACKWARDS = ("2x", "snn")
@@ -165,13 +169,8 @@ class _Counter:
 def count_ops(model: nn.Module, ds, T: int, encoding: str = "direct", batch_size: int = 256,
               device: torch.device | str = "cpu", seed: int = 0, names: Sequence[str] | None = None) -> list[LayerOps]:
     """Run ``model`` over ``ds`` (eval mode, like :func:`snnlab.train.evaluate`) and count the
-    operations of every prunable layer (:func:`snnlab.pruning.prunable_parameters`, or ``names``),
+    operations of every prunable layer (:func:`snnlab.sparsity.masks.prunable_parameters`, or ``names``),
     per sample over T steps. The mask of a layer is its non-zero weights."""
-    from spikingjelly.activation_based import functional
-
-    from .pruning import prunable_parameters
-    from .train import _batches, _tensors, encode_batch
-
     params = prunable_parameters(model, names=names)
     counters = []
     handles = []
@@ -182,12 +181,12 @@ def count_ops(model: nn.Module, ds, T: int, encoding: str = "direct", batch_size
         counters.append(c)
         handles.append(mod.register_forward_hook(c))
     model.eval()
-    x_all, y_all = _tensors(ds)
+    x_all, y_all = data.tensors(ds)
     temporal = bool(getattr(ds, "is_temporal", False))
     gen = torch.Generator().manual_seed(seed)
     n = len(y_all)
     try:
-        for idx in _batches(n, batch_size, None):
+        for idx in data.batches(n, batch_size, None):
             x_seq = encode_batch(x_all[idx], T, encoding, temporal, gen).to(device)
             functional.reset_net(model)
             model(x_seq)
@@ -205,13 +204,13 @@ def count_ops(model: nn.Module, ds, T: int, encoding: str = "direct", batch_size
     return out
 
 
-def _layers(layers: Sequence[LayerOps | Mapping[str, Any]]) -> list[LayerOps]:
+def layer_ops(layers: Sequence[LayerOps | Mapping[str, Any]]) -> list[LayerOps]:
     return [lo if isinstance(lo, LayerOps) else LayerOps.from_dict(lo) for lo in layers]
 
 
 def forward_ops(layers: Sequence[LayerOps | Mapping], spikes: bool = True, dense: bool = False) -> float:
     """:math:`f = \\sum_l` (events_l or macs_l) per sample; ``dense=True`` gives :math:`f^*`."""
-    return sum(lo.forward(spikes, dense) for lo in _layers(layers))
+    return sum(lo.forward(spikes, dense) for lo in layer_ops(layers))
 
 
 def train_step_ops(layers: Sequence[LayerOps | Mapping], backward: str = "2x", spikes: bool = True,
@@ -219,7 +218,7 @@ def train_step_ops(layers: Sequence[LayerOps | Mapping], backward: str = "2x", s
     """Operations of one training step per sample (see the module docstring); ``dense_grad``:
     an update step of RigL/SRigL, which computes the gradient of every weight."""
     _check_backward(backward)
-    layers = _layers(layers)
+    layers = layer_ops(layers)
     f = forward_ops(layers, spikes)
     wgrad = forward_ops(layers, spikes, dense=dense_grad)
     if backward == "2x":
@@ -249,108 +248,14 @@ def ratios(sparse: Sequence[LayerOps | Mapping], dense: Sequence[LayerOps | Mapp
 
 def ops_table(layers: Sequence[LayerOps | Mapping]):
     """A DataFrame of per-layer counts (per sample, all T steps)."""
-    import pandas as pd
-
     rows = [{"layer": lo.name, "shape": "x".join(map(str, lo.shape)), "nnz": lo.nnz,
              "input": "spikes" if lo.spiking_input else "analog", "input rate": round(lo.input_rate, 4),
              "macs": round(lo.macs, 1), "events": round(lo.events, 1), "forward ops": round(lo.forward(), 1)}
-            for lo in _layers(layers)]
+            for lo in layer_ops(layers)]
     return pd.DataFrame(rows).set_index("layer")
 
 
 def analog_share(layers: Sequence[LayerOps | Mapping]) -> float:
     """Fraction of the spike-aware forward ops spent in analog-fed layers (not discounted by spikes)."""
-    layers = _layers(layers)
+    layers = layer_ops(layers)
     return sum(lo.forward() for lo in layers if not lo.spiking_input) / max(1e-12, forward_ops(layers))
-
-
-def flops_rows(runs: Mapping[tuple[str, float], Any], dense_key: tuple[str, float] = ("dense", 0.0)) -> list[dict]:
-    """One row per run of ``runs`` (``{(label, sparsity): run}`` with ``run.ops``, ``run.steps``,
-    ``run.updates``, ``run.acc``, e.g. :func:`snnlab.pruning.sweep`), every count normalised by the
-    dense run: ``train_weights`` (backward 2x, weights only: the paper's convention),
-    ``train_spikes`` (2x, spikes counted), ``train_snn`` (spiking backward), ``inf_weights``,
-    ``inf_spikes``, ``dense_grad_overhead`` (training ops with the dense-gradient steps over
-    the same without them, minus 1; 2x, weights only) and ``analog_share`` (:func:`analog_share`)."""
-    d = runs[dense_key]
-    out = []
-    for (label, s), r in runs.items():
-        w = ratios(r.ops, d.ops, r.steps, r.updates, "2x", spikes=False)
-        sp = ratios(r.ops, d.ops, r.steps, r.updates, "2x", spikes=True)
-        sn = ratios(r.ops, d.ops, r.steps, r.updates, "snn", spikes=True)
-        base = training_ops(r.ops, r.steps, 0, "2x", spikes=False)
-        out.append({"method": label, "sparsity": s, "acc": 100 * r.acc, "updates": r.updates,
-                    "train_weights": w["training"], "train_spikes": sp["training"], "train_snn": sn["training"],
-                    "inf_weights": w["inference"], "inf_spikes": sp["inference"],
-                    "dense_grad_overhead": training_ops(r.ops, r.steps, r.updates, "2x", spikes=False) / base - 1,
-                    "analog_share": analog_share(r.ops)})
-    return out
-
-
-def plot_input_rates(runs: Mapping[tuple[str, float], Any], title: str = ""):
-    """Input firing rate of every spike-fed layer vs sparsity, one line per method (dashed: dense)."""
-
-    dense = [r for (lbl, s), r in runs.items() if lbl == "dense"]
-    first = next(iter(runs.values()))
-    names = [o["name"] if isinstance(o, Mapping) else o.name for o in first.ops]
-    layers = [i for i, n in enumerate(names) if _layers(first.ops)[i].spiking_input]
-    from .plotting import figure
-
-    fig, axes = figure(1, max(1, len(layers)), w=3.6, h=3.2)
-    labels = list(dict.fromkeys(lbl for lbl, _ in runs if lbl != "dense"))
-    for ax, i in zip(axes[0], layers):
-        for lbl in labels:
-            pts = sorted((s, _layers(r.ops)[i].input_rate) for (l2, s), r in runs.items() if l2 == lbl)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=lbl)
-        if dense:
-            ax.axhline(_layers(dense[0].ops)[i].input_rate, ls="--", color="k", lw=1, label="dense")
-        ax.set(title=f"input of L{i + 1}", xlabel="sparsity", ylabel="firing rate (spikes / neuron / step)")
-    axes[0, 0].legend(fontsize="x-small")
-    if title:
-        fig.suptitle(title, fontsize="medium")
-    fig.set_layout_engine("constrained")
-    return fig
-
-
-def plot_flops(rows: Sequence[Mapping[str, Any]], title: str = ""):
-    """Fig. 13 analogue. ``rows``: :func:`flops_rows`. Left: accuracy vs training operations
-    (weights x spikes); middle: training operations vs sparsity; right: inference operations vs
-    sparsity. Colour: method; line style: convention (solid weights x spikes, dashed weights only,
-    dotted spiking backward)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
-    from .plotting import figure
-
-    fig, axes = figure(1, 3, w=4.5, h=3.6)
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    colors = dict(zip(methods, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
-    styles = {"train_spikes": "-", "train_weights": "--", "train_snn": ":"}
-    sparse_methods = [m for m in methods if m != "dense"]
-    labelled = sparse_methods[-1] if sparse_methods else None
-    for m in methods:
-        rs = sorted((r for r in rows if r["method"] == m), key=lambda r: r["sparsity"])
-        c = colors[m]
-        axes[0, 0].plot([r["train_spikes"] for r in rs], [r["acc"] for r in rs], marker="o", color=c, label=m)
-        if m == "dense":
-            continue
-        if m == labelled:
-            for r in rs:
-                axes[0, 0].annotate(f"{100 * r['sparsity']:g}%", (r["train_spikes"], r["acc"]), fontsize=7,
-                                    xytext=(3, -9), textcoords="offset points", color=c)
-        s = [r["sparsity"] for r in rs]
-        for key, ls in styles.items():
-            axes[0, 1].plot(s, [r[key] for r in rs], ls=ls, marker="o" if ls == "-" else None, color=c)
-        axes[0, 2].plot(s, [r["inf_spikes"] for r in rs], marker="o", color=c, label=m)
-        axes[0, 2].plot(s, [r["inf_weights"] for r in rs], ls="--", color=c)
-    axes[0, 0].set(xscale="log", xlabel="training ops / dense training ops", ylabel="test accuracy (%)", title=title)
-    axes[0, 0].legend(fontsize="x-small")
-    for ax, name in ((axes[0, 1], "training"), (axes[0, 2], "inference")):
-        ax.set(xlabel="sparsity", ylabel=f"{name} ops / dense", yscale="log", title=f"{name} operations")
-        ax.axhline(1, color="k", lw=0.8)
-    handles = [Line2D([], [], color="k", ls=ls, label=lbl) for ls, lbl in
-               (("-", "weights x spikes"), ("--", "weights only"), (":", "spiking backward"))]
-    axes[0, 1].legend(handles=handles, fontsize="x-small", loc="lower left")
-    axes[0, 2].legend(handles=[Line2D([], [], color=colors[m], label=m) for m in methods if m != "dense"]
-                      + handles[:2], fontsize="x-small", loc="lower left")
-    fig.set_layout_engine("constrained")
-    return fig

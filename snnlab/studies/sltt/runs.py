@@ -1,12 +1,12 @@
-r"""Helpers and plots for the ``sltt`` notebooks (Meng et al., ICCV 2023, supplement).
+r"""Runs, sweeps and tables for the ``sltt`` notebooks (Meng et al., ICCV 2023, supplement).
 
-The algorithms live in :mod:`snnlab.sltt`; this module holds what the three notebooks need around
+The algorithms live in :mod:`snnlab.grad.sltt` and :mod:`.analysis`; this module holds what the three notebooks need around
 them, so that the notebooks stay thin:
 
 * **training variants** (notebooks 01 and 03): :class:`Setup` (model and optimisation shared by
   every run) and :class:`Variant` (method BPTT / SLTT / SLTT-K, T, K, soft / hard reset, BN / sWS,
   seed); :func:`train_variant` trains one with :func:`snnlab.train.fit`, checkpointed under
-  :func:`snnlab.train.cache_dir` keyed by everything that determines the result, so notebooks
+  :class:`snnlab.train.runs.CachedRun` keyed by everything that determines the result, so notebooks
   share trained models and a rerun only evaluates; :func:`summarize` averages runs over seeds;
 * **Lemma 1 / Eq. S11** (notebook 01): :func:`eq_s11` (the paper's piecewise
   :math:`\mathrm{diag}(\epsilon^l[t])` for hard reset, written independently of
@@ -16,10 +16,7 @@ them, so that the notebooks stay thin:
 * **memory and time** (notebook 02): :class:`ModelFactory`, :class:`RandomDirectInput`,
   :func:`memory_time_sweep`, :func:`linear_fit`, :func:`memory_time_summary`,
   :func:`table_s2_memory_time`, :func:`op_count_table`, :func:`op_count_measured`;
-* **plots**, each returning a ``matplotlib`` Figure: :func:`temporal_share_heatmaps`,
-  :func:`gradient_cosine_bars`, :func:`epsilon_histograms`, :func:`tau_sweep_plot`,
-  :func:`components_explorer`, :func:`memory_time_figure`, :func:`ratio_figure`,
-  :func:`accuracy_vs_T`, :func:`accuracy_bars`.
+* the plots are in :mod:`.plots`.
 
 Notation: :math:`\lambda = 1 - 1/\tau` (leak), :math:`V_{th}` threshold; tensors of one LIF layer
 at one step are ``[B, ...]``; :class:`snnlab.sltt.GradientComponents` holds ``[L, T]`` norms.
@@ -27,17 +24,30 @@ at one step are ``[B, ...]``; :class:`snnlab.sltt.GradientComponents` holds ``[L
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from .plotting import figure
+from ... import checks, data
+from ...core import models
+from ...core.encoding import encode
+from ...core.models import ARCHITECTURES, NORMS, build, spiking_neurons
+from ...core.surrogate import Rectangle
+from ...grad.sltt import bptt_sltt_cosine, epsilon_diagonal, make_sltt_step
+from ...paths import REPO_ROOT
+from ...record.params import validate
+from ...train import TETLoss, TrainConfig, evaluate, fit
+from ...train.runs import CachedRun
+from .analysis import compare_methods, count_backward_ops, gradient_components, op_count_formula
+
 
 __all__ = [
     "METHOD_LABELS",
@@ -71,41 +81,14 @@ __all__ = [
     "table_s2_memory_time",
     "op_count_table",
     "op_count_measured",
-    "temporal_share_heatmaps",
-    "gradient_cosine_bars",
-    "epsilon_histograms",
-    "tau_sweep_plot",
-    "components_explorer",
-    "memory_time_figure",
-    "ratio_figure",
-    "accuracy_vs_T",
-    "accuracy_bars",
 ]
 
 METHOD_LABELS = {"bptt": "BPTT", "sltt": "SLTT", "sltt_k": "SLTT-K"}
 RESETS = ("soft", "hard")
 OPTIMIZERS = ("adam", "sgd")
-_METHOD_COLORS = {"bptt": "#d55e00", "sltt": "#0072b2", "sltt_k": "#009e73"}
-_METHOD_STYLE = {"bptt": dict(marker="o", ls="-"), "sltt": dict(marker="o", ls="-"), "sltt_k": dict(marker="s", ls="--")}
+METHOD_COLORS = {"bptt": "#d55e00", "sltt": "#0072b2", "sltt_k": "#009e73"}
+METHOD_STYLE = {"bptt": dict(marker="o", ls="-"), "sltt": dict(marker="o", ls="-"), "sltt_k": dict(marker="s", ls="--")}
 MIB = 2.0**20
-
-
-def _int_ge(name: str, v: Any, lo: int) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-        raise ValueError(f"{name}={v!r} is invalid; allowed values: integers >= {lo}")
-    return int(v)
-
-
-def _pos(name: str, v: Any) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not v > 0:
-        raise ValueError(f"{name}={v!r} is invalid; allowed values: numbers > 0")
-    return float(v)
-
-
-def _choice(name: str, v: Any, allowed: Sequence[Any]) -> Any:
-    if v not in allowed:
-        raise ValueError(f"{name}={v!r} is invalid; allowed values: {list(allowed)}")
-    return v
 
 
 def validate_extra(params: Mapping[str, Any]) -> None:
@@ -113,19 +96,17 @@ def validate_extra(params: Mapping[str, Any]) -> None:
     (:func:`snnlab.papers.validate`, as :func:`~snnlab.papers.resolve` already did), then a static
     (non-temporal) ``dataset`` and ``K`` against ``Ts`` (K < max(Ts)). Raises ``ValueError``
     naming the parameter and its allowed values."""
-    from .papers import validate
 
     p = dict(params)
     validate(p)
     if "dataset" in p:
-        from . import data
 
         if data.info(p["dataset"]).is_temporal:
             static = [n for n in data.available() if not data.info(n).is_temporal]
             raise ValueError(f"dataset={p['dataset']!r} is invalid here (temporal input has its own T); "
                              f"allowed values: {static}")
     if "K" in p and "Ts" in p and isinstance(p["Ts"], (list, tuple)) and p["Ts"]:
-        if _int_ge("K", p["K"], 1) >= max(p["Ts"]):
+        if checks.int_at_least("K", p["K"], 1) >= max(p["Ts"]):
             raise ValueError(f"K={p['K']!r} is invalid for Ts={p['Ts']}; allowed values: 1..{max(p['Ts']) - 1} "
                              "(SLTT-K with K >= T is plain SLTT)")
 
@@ -134,7 +115,6 @@ def load_split(name: str, split: str = "train"):
     """:func:`snnlab.data.load` with per-channel standardisation where the dataset offers it
     (``normalize=True``: CIFAR, SVHN, Fashion-MNIST; the paper normalises to zero mean and unit
     variance). The paper's augmentation (random crop, flip, cutout) is not applied."""
-    from . import data
 
     opts = data.info(name).options
     return data.load(name, split, **({"normalize": True} if "normalize" in opts else {}))
@@ -142,10 +122,6 @@ def load_split(name: str, split: str = "train"):
 
 def load_benchmark(name: str = "sltt_memory_time_cpu") -> dict[str, Any] | None:
     """The committed benchmark result ``benchmarks/results/<name>.json`` (None if absent)."""
-    import json
-
-    from .results import REPO_ROOT
-
     path = REPO_ROOT / "benchmarks" / "results" / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -171,20 +147,19 @@ class Variant:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from .models import NORMS
 
-        _choice("method", self.method, list(METHOD_LABELS))
-        T = _int_ge("T", self.T, 1)
+        checks.choice("method", self.method, list(METHOD_LABELS))
+        T = checks.int_at_least("T", self.T, 1)
         if self.method == "sltt_k":
             if self.K is None:
                 raise ValueError("K=None is invalid for method='sltt_k'; allowed values: integers 1..T")
-            if _int_ge("K", self.K, 1) > T:
+            if checks.int_at_least("K", self.K, 1) > T:
                 raise ValueError(f"K={self.K!r} is invalid for T={T}; allowed values: integers 1..{T}")
         elif self.K is not None:
             raise ValueError(f"K={self.K!r} is only for method='sltt_k'; use K=None with method={self.method!r}")
-        _choice("reset", self.reset, RESETS)
-        _choice("norm", self.norm, NORMS)
-        _int_ge("seed", self.seed, 0)
+        checks.choice("reset", self.reset, RESETS)
+        checks.choice("norm", self.norm, NORMS)
+        checks.int_at_least("seed", self.seed, 0)
 
     @property
     def label(self) -> str:
@@ -215,32 +190,29 @@ class Setup:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        from .models import ARCHITECTURES
 
-        _choice("arch", self.arch, ARCHITECTURES)
-        _pos("width", self.width)
+        checks.choice("arch", self.arch, ARCHITECTURES)
+        checks.positive("width", self.width)
         if not isinstance(self.hidden, (list, tuple)) or not self.hidden:
             raise ValueError(f"hidden={self.hidden!r} is invalid; allowed values: a non-empty list of integers >= 1")
-        object.__setattr__(self, "hidden", tuple(_int_ge("hidden entry", h, 1) for h in self.hidden))
+        object.__setattr__(self, "hidden", tuple(checks.int_at_least("hidden entry", h, 1) for h in self.hidden))
         if isinstance(self.tau, bool) or not isinstance(self.tau, numbers.Real) or not self.tau > 1:
             raise ValueError(f"tau={self.tau!r} is invalid; allowed values: numbers > 1 (leak 1 - 1/tau)")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, numbers.Real) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout!r} is invalid; allowed values: [0, 1)")
-        _int_ge("epochs", self.epochs, 1)
-        _pos("lr", self.lr)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        checks.int_at_least("epochs", self.epochs, 1)
+        checks.positive("lr", self.lr)
+        checks.choice("optimizer", self.optimizer, OPTIMIZERS)
         if isinstance(self.weight_decay, bool) or not isinstance(self.weight_decay, numbers.Real) \
                 or self.weight_decay < 0:
             raise ValueError(f"weight_decay={self.weight_decay!r} is invalid; allowed values: numbers >= 0")
-        _int_ge("batch_size", self.batch_size, 1)
+        checks.int_at_least("batch_size", self.batch_size, 1)
         if isinstance(self.lam, bool) or not isinstance(self.lam, numbers.Real) or not 0 <= self.lam <= 1:
             raise ValueError(f"lam={self.lam!r} is invalid; allowed values: [0, 1]")
-        _choice("device", self.device, ["cpu", "cuda", "auto"])
+        checks.choice("device", self.device, ["cpu", "cuda", "auto"])
 
     def loss_fn(self):
         """The per-step training loss, Eq. S13: ``TETLoss(lam, v_th=1)``."""
-        from .train import TETLoss
-
         return TETLoss(lam=self.lam, v_th=1.0)
 
 
@@ -256,7 +228,6 @@ def _ds_shape(ds) -> tuple[int, int, int]:
 def build_model(variant: Variant, setup: Setup, ds) -> nn.Module:
     """The variant's spiking net (sltt LIF preset, multi-step), initialised after
     ``torch.manual_seed(variant.seed)``: the exact starting point of :func:`train_variant`."""
-    from . import models
 
     c, hw, nf = _ds_shape(ds)
     kw: dict[str, Any] = {"tau": setup.tau}
@@ -269,7 +240,6 @@ def build_model(variant: Variant, setup: Setup, ds) -> nn.Module:
 
 
 def _train_config(variant: Variant, setup: Setup, checkpoint_dir: str | None, progress: bool):
-    from .train import TrainConfig
 
     return TrainConfig(epochs=setup.epochs, lr=setup.lr, optimizer=setup.optimizer,
                        weight_decay=setup.weight_decay, schedule="cosine", batch_size=setup.batch_size,
@@ -278,12 +248,10 @@ def _train_config(variant: Variant, setup: Setup, checkpoint_dir: str | None, pr
 
 
 def variant_cache_dir(variant: Variant, setup: Setup, ds):
-    """Checkpoint directory of a run: :func:`snnlab.train.cache_dir` keyed by the dataset, the
-    setup and the variant (everything that determines the trained weights)."""
-    from .train import cache_dir
+    """Checkpoint directory of a run: a :class:`snnlab.train.runs.CachedRun` keyed by the setup, the
+    variant, the training data's content and the code version."""
 
-    return cache_dir("sltt-variant", dataset=getattr(ds, "name", type(ds).__name__), n_train=len(ds),
-                     setup=asdict(setup), variant=asdict(variant))
+    return CachedRun("sltt-variant", {"setup": asdict(setup), "variant": asdict(variant)}, [ds]).dir
 
 
 def train_variant(variant: Variant, setup: Setup, train_ds, test_ds, cache: bool = True,
@@ -294,8 +262,6 @@ def train_variant(variant: Variant, setup: Setup, train_ds, test_ds, cache: bool
     [0, 1]; ``acc_per_t`` of the output accumulated over the first t steps). The model is left in
     eval mode, multi-step.
     """
-    from .sltt import make_sltt_step
-    from .train import evaluate, fit
 
     if not isinstance(variant, Variant) or not isinstance(setup, Setup):
         raise ValueError("train_variant needs a Variant and a Setup (snnlab.sltt_plots)")
@@ -312,8 +278,6 @@ def train_variant(variant: Variant, setup: Setup, train_ds, test_ds, cache: bool
 def train_variants(variants: Sequence[Variant], setup: Setup, train_ds, test_ds, cache: bool = True,
                    progress: bool = True) -> list[dict[str, Any]]:
     """:func:`train_variant` for each variant, with one tqdm bar over the runs."""
-    from tqdm.auto import tqdm
-
     return [train_variant(v, setup, train_ds, test_ds, cache=cache)
             for v in tqdm(list(variants), desc="runs", disable=not progress)]
 
@@ -324,7 +288,6 @@ def summarize(runs: Sequence[Mapping[str, Any]]):
     Returns a DataFrame with one row per (method, T, K, reset, norm): ``acc_mean``, ``acc_std``
     (0 for a single seed), ``n`` and ``accs`` (the per-seed accuracies, %).
     """
-    import pandas as pd
 
     rows = []
     for r in runs:
@@ -370,7 +333,6 @@ def table_s2_accuracy(summary, paper: Mapping[str, Any] | None = None, Ts: Seque
     Columns: ``ours BPTT``, ``ours SLTT``, ``ours SLTT-K``, ``ours SLTT - BPTT`` (and the ``±``
     std columns), then ``paper BPTT``, ``paper SLTT``, ``paper SLTT - BPTT``. NaN where absent.
     """
-    import pandas as pd
 
     Ts = sorted(set(summary["T"])) if Ts is None else list(Ts)
     p_T = list(paper["T"]) if paper else []
@@ -396,10 +358,9 @@ def table_s2_accuracy(summary, paper: Mapping[str, Any] | None = None, Ts: Seque
 def analysis_batch(ds, n: int, T: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` samples of ``ds`` drawn without replacement (seeded), direct-encoded:
     ``(x_seq [T, n, ...], y [n])``."""
-    from .data import encode
 
-    n = _int_ge("n", n, 1)
-    T = _int_ge("T", T, 1)
+    n = checks.int_at_least("n", n, 1)
+    T = checks.int_at_least("T", T, 1)
     if n > len(ds):
         raise ValueError(f"n={n} is invalid; allowed values: 1..{len(ds)} (the dataset's size)")
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))[:n]
@@ -424,7 +385,7 @@ def eq_s11(u: torch.Tensor, s: torch.Tensor, tau: float, v_th: float = 1.0) -> t
         raise ValueError(f"u and s must have the same shape, got {tuple(u.shape)} and {tuple(s.shape)}")
     if not (isinstance(tau, numbers.Real) and tau >= 1):
         raise ValueError(f"tau={tau!r} is invalid; allowed values: numbers >= 1")
-    _pos("v_th", v_th)
+    checks.positive("v_th", v_th)
     lam = 1.0 - 1.0 / tau
     inside = (u > 0.5 * v_th) & (u < 1.5 * v_th)
     return torch.where(inside, lam * (1.0 - s - u / v_th), lam * (1.0 - s))
@@ -445,10 +406,10 @@ def epsilon_support(tau: float, v_th: float = 1.0, reset: str = "soft") -> dict[
     included, for plotting and for :func:`in_support`). ``v_th`` does not change the values (only
     where in u they occur); it is validated for symmetry with :func:`eq_s11`.
     """
-    _choice("reset", reset, RESETS)
+    checks.choice("reset", reset, RESETS)
     if not (isinstance(tau, numbers.Real) and tau >= 1):
         raise ValueError(f"tau={tau!r} is invalid; allowed values: numbers >= 1")
-    _pos("v_th", v_th)
+    checks.positive("v_th", v_th)
     lam = 1.0 - 1.0 / tau
     if reset == "soft":
         return {"points": [0.0, lam], "intervals": [], "lam": lam}
@@ -479,17 +440,14 @@ def layer_epsilons(model: nn.Module, gc, formula: str = "library") -> list[torch
     to 0 with the rectangle surrogate of width :math:`V_{th}`; raises otherwise).
     ``gc``: :func:`snnlab.sltt.gradient_components` of ``model`` with ``keep_tensors=True``.
     """
-    from .models import spiking_neurons
-    from .sltt import epsilon_diagonal
 
     if gc.tensors is None:
         raise ValueError("gc has no tensors; call sltt.gradient_components(..., keep_tensors=True)")
     nodes = spiking_neurons(model)
     if len(nodes) != len(gc.layer_names):
         raise ValueError(f"model has {len(nodes)} LIF layers but gc has {len(gc.layer_names)}; same model needed")
-    _choice("formula", formula, ["library", "eq_s11"])
+    checks.choice("formula", formula, ["library", "eq_s11"])
     if formula == "eq_s11":
-        from .surrogate import Rectangle
 
         for m in nodes:
             if m.v_reset != 0.0 or not isinstance(m.surrogate_function, Rectangle) \
@@ -520,8 +478,6 @@ def eq_s5_residual(model: nn.Module, gc) -> float:
     where the temporal term is total minus spatial (:func:`snnlab.sltt.gradient_components`,
     ``keep_tensors=True``) and :math:`\epsilon` is computed in closed form. ~1e-7 in float32.
     """
-    from .models import spiking_neurons
-    from .sltt import epsilon_diagonal
 
     if gc.tensors is None:
         raise ValueError("gc has no tensors; call sltt.gradient_components(..., keep_tensors=True)")
@@ -577,9 +533,7 @@ def tau_sweep(taus: Sequence[float], setup: Setup, ds, x_seq: torch.Tensor, y: t
     reset: the paper's observation rests on :math:`\lambda = 1 - 1/\tau` being small (0.09 at
     :math:`\tau = 1.1`). One row per (tau, reset): ``tau``, ``lam``, ``reset``, the
     :func:`temporal_summary` scalars and ``cos_all`` (all parameters)."""
-    from dataclasses import replace
 
-    from .sltt import bptt_sltt_cosine, gradient_components
 
     rows = []
     for tau in taus:
@@ -603,16 +557,14 @@ class ModelFactory:
 
     def __init__(self, arch: str = "vgg11", num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
                  width: float = 0.25, norm: str = "bn"):
-        from .models import ARCHITECTURES, NORMS
 
-        _choice("arch", arch, ARCHITECTURES)
-        _choice("norm", norm, NORMS)
-        _pos("width", width)
+        checks.choice("arch", arch, ARCHITECTURES)
+        checks.choice("norm", norm, NORMS)
+        checks.positive("width", width)
         self.arch, self.num_classes, self.in_channels = arch, num_classes, in_channels
         self.input_size, self.width, self.norm = input_size, width, norm
 
     def __call__(self) -> nn.Module:
-        from .models import build
 
         return build(self.arch, self.num_classes, in_channels=self.in_channels, input_size=self.input_size,
                      width=self.width, neuron="sltt", norm=self.norm)
@@ -628,7 +580,7 @@ class RandomDirectInput:
 
     def __init__(self, batch: int = 8, in_channels: int = 3, input_size: int = 32, num_classes: int = 10,
                  seed: int = 0):
-        self.batch = _int_ge("batch", batch, 1)
+        self.batch = checks.int_at_least("batch", batch, 1)
         self.in_channels, self.input_size, self.num_classes, self.seed = in_channels, input_size, num_classes, seed
 
     def __call__(self, T: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -643,12 +595,10 @@ def memory_time_sweep(factory: Callable[[], nn.Module], inputs: Callable[[int], 
                       device: str = "cpu", progress: bool = True) -> list[dict[str, Any]]:
     """:func:`snnlab.sltt.compare_methods` (BPTT, SLTT, SLTT-K; interleaved timing) for every T,
     concatenated: one row per (method, T). SLTT-K is skipped where K > T."""
-    from tqdm.auto import tqdm
 
-    from .sltt import compare_methods
 
-    Ts = [_int_ge("Ts entry", T, 1) for T in Ts]
-    K = _int_ge("K", K, 1)
+    Ts = [checks.int_at_least("Ts entry", T, 1) for T in Ts]
+    K = checks.int_at_least("K", K, 1)
     rows: list[dict[str, Any]] = []
     for T in tqdm(Ts, desc="T", disable=not progress):
         methods = [("bptt", None), ("sltt", None)] + ([("sltt_k", K)] if K <= T else [])
@@ -672,7 +622,7 @@ def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float]:
     return {"slope": slope, "intercept": intercept, "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")}
 
 
-def _pick(rows: Sequence[Mapping[str, Any]], method: str, T: int) -> Mapping[str, Any] | None:
+def pick(rows: Sequence[Mapping[str, Any]], method: str, T: int) -> Mapping[str, Any] | None:
     return next((r for r in rows if r["method"] == method and r["T"] == T), None)
 
 
@@ -691,8 +641,8 @@ def memory_time_summary(rows: Sequence[Mapping[str, Any]], T_ref: int = 6) -> di
     if len(Ts) < 2:
         raise ValueError(f"rows cover T={Ts}; at least two values of T are needed")
     methods = [m for m in METHOD_LABELS if any(r["method"] == m for r in rows)]
-    saved = {m: [(_pick(rows, m, T) or {}).get("saved_peak_bytes", float("nan")) / MIB for T in Ts] for m in methods}
-    time_ms = {m: [(_pick(rows, m, T) or {}).get("time_median_s", float("nan")) * 1e3 for T in Ts] for m in methods}
+    saved = {m: [(pick(rows, m, T) or {}).get("saved_peak_bytes", float("nan")) / MIB for T in Ts] for m in methods}
+    time_ms = {m: [(pick(rows, m, T) or {}).get("time_median_s", float("nan")) * 1e3 for T in Ts] for m in methods}
 
     def variation(v: list[float]) -> float:
         v = [x for x in v if not math.isnan(x)]
@@ -728,14 +678,13 @@ def table_s2_memory_time(rows: Sequence[Mapping[str, Any]], paper: Mapping[str, 
     Paper (``table_s2_cifar10``: ``{"T", "bptt": {"memory_gb", "time_h"}, "sltt": {...}}``): memory
     (GB), training time (h) and the same two ratios.
     """
-    import pandas as pd
 
     Ts = sorted({int(r["T"]) for r in rows} | set(paper["T"] if paper else []))
     p_T = list(paper["T"]) if paper else []
     out = []
     for T in Ts:
         row: dict[str, Any] = {"T": T}
-        got = {m: _pick(rows, m, T) for m in METHOD_LABELS}
+        got = {m: pick(rows, m, T) for m in METHOD_LABELS}
         for m, r in got.items():
             row[f"ours {METHOD_LABELS[m]} saved MiB"] = r["saved_peak_bytes"] / MIB if r else float("nan")
         b, s = got["bptt"], got["sltt"]
@@ -763,9 +712,7 @@ def op_count_table(d: int, T: int, K: int, batch: int = 1):
     layer with d neurons over one iteration, for BPTT, SLTT and SLTT-K: backward steps, the
     :math:`d^2` (matmul) and diagonal (elementwise) multiplications, total, per intermediate step,
     and the total relative to BPTT. Deterministic."""
-    import pandas as pd
 
-    from .sltt import op_count_formula
 
     rows = []
     base = op_count_formula(d, "bptt", T, batch=batch)
@@ -784,9 +731,7 @@ def op_count_measured(d: int, T: int, K: int, layers: int = 3, batch: int = 1, s
     (:func:`snnlab.sltt.count_backward_ops`): ``torch.utils.flop_counter`` around the real training
     step (matmul terms only) and the instrumented Algorithms S1/S2 (matmul and elementwise), each
     the set of values over the intermediate layers (one value when they agree)."""
-    import pandas as pd
 
-    from .sltt import count_backward_ops
 
     rows = []
     for method, k in (("bptt", None), ("sltt", None), ("sltt_k", K)):
@@ -802,236 +747,3 @@ def op_count_measured(d: int, T: int, K: int, layers: int = 3, batch: int = 1, s
                      "instrumented elementwise": in_el[0] if len(in_el) == 1 else in_el,
                      "match": fc_mm == [f["matmul"]] and in_mm == [f["matmul"]] and in_el == [f["elementwise"]]})
     return pd.DataFrame(rows).set_index("method")
-
-
-# --- plots ----------------------------------------------------------------------------------------
-
-
-
-def temporal_share_heatmaps(gcs: Mapping[str, Any], vmax: float | None = None):
-    r"""One heatmap per condition (e.g. "soft, init"): the temporal share
-    :math:`\|tm\|/(\|sp\|+\|tm\|)` of :math:`\partial L/\partial u^l[t]` per LIF layer (rows) and step
-    (columns), annotated. ``gcs``: name -> :class:`snnlab.sltt.GradientComponents`."""
-    import seaborn as sns
-
-    n = len(gcs)
-    ncols = min(n, 2)
-    nrows = -(-n // ncols)
-    any_gc = next(iter(gcs.values()))
-    L, T = any_gc.spatial_norm.shape
-    fig, axes = figure(nrows, ncols, w=max(3.6, 0.55 * T + 2.2), h=max(2.2, 0.45 * L + 1.4))
-    top = vmax if vmax is not None else max(float(np.nanmax(g.temporal_share.numpy())) for g in gcs.values())
-    for ax, (name, gc) in zip(axes.flat, gcs.items()):
-        share = gc.temporal_share.numpy()
-        sns.heatmap(share, ax=ax, vmin=0, vmax=max(top, 1e-3), cmap="rocket_r", annot=share.shape[1] <= 12,
-                    fmt=".2f", annot_kws={"fontsize": "x-small"}, cbar=True,
-                    xticklabels=list(range(1, T + 1)), yticklabels=[f"LIF {i + 1}" for i in range(L)])
-        ax.set(title=name, xlabel="time step t")
-        ax.tick_params(axis="y", rotation=0)
-    for ax in list(axes.flat)[n:]:
-        ax.set_visible(False)
-    fig.suptitle("temporal share of dL/du[t] (0 = purely spatial)", fontsize="medium")
-    return fig
-
-
-def gradient_cosine_bars(cosines: Mapping[str, Mapping[str, float]], title: str = ""):
-    """Grouped bars: cos(BPTT gradient, SLTT gradient) per weight matrix (x) for each condition
-    (one colour each). ``cosines``: condition -> {layer label: cos} (see :func:`weight_cosines`)."""
-    conds = list(cosines)
-    layers = list(next(iter(cosines.values())))
-    fig, axes = figure(w=max(4.8, 1.1 * len(layers) + 2.5))
-    ax = axes[0, 0]
-    x = np.arange(len(layers))
-    wdt = 0.8 / max(len(conds), 1)
-    lo = 1.0
-    for i, c in enumerate(conds):
-        vals = [cosines[c].get(layer, float("nan")) for layer in layers]
-        lo = min([lo] + [v for v in vals if not math.isnan(v)])
-        ax.bar(x + (i - (len(conds) - 1) / 2) * wdt, vals, wdt, label=c)
-    ax.set_xticks(x, [lab.split(" ")[0] for lab in layers])
-    ax.set_ylim(max(0.0, lo - 0.25 * (1 - lo) - 0.002), 1.0005)
-    ax.axhline(1.0, color="k", lw=0.6)
-    ax.set(ylabel="cos(BPTT grad, SLTT grad)", xlabel="weight matrix (last: readout)", title=title)
-    ax.legend(fontsize="small", loc="lower left")
-    return fig
-
-
-def epsilon_histograms(eps: Mapping[str, torch.Tensor], tau: float, v_th: float = 1.0, bins: int = 60):
-    r"""Histogram of :math:`\mathrm{diag}(\epsilon^l[t])` per reset (``eps``: ``"soft"``/``"hard"`` ->
-    values), log counts, with the support of :func:`epsilon_support` marked: shaded intervals and
-    dashed lines at the point values (Eq. S11 for hard reset)."""
-    fig, axes = figure(1, len(eps), w=4.4, sharey=False)
-    lam = 1.0 - 1.0 / tau
-    edges = np.linspace(-1.75 * lam, 1.25 * lam, bins + 1)
-    for ax, (reset, vals) in zip(axes.flat, eps.items()):
-        sup = epsilon_support(tau, v_th, reset)
-        vals = torch.as_tensor(vals).detach().double().cpu()
-        v = vals.numpy()
-        ax.hist(np.clip(v, edges[0], edges[-1]), bins=edges, color="#0072b2", alpha=0.85, log=True)
-        ax.set_ylim(bottom=0.7)
-        for lo, hi in sup["intervals"]:
-            ax.axvspan(lo, hi, color="#e69f00", alpha=0.25, lw=0)
-        for p in sup["points"]:
-            ax.axvline(p, color="#d55e00", ls="--", lw=1)
-        inside = float(in_support(vals, sup).double().mean()) if v.size else float("nan")
-        eq = "Eq. S11" if reset == "hard" else r"$\lambda(1-V_{th}g')$"
-        ax.set(title=f"{reset} reset: {100 * inside:.1f}% in {eq} support", xlabel=r"diag($\epsilon^l[t]$)",
-               ylabel="count (log)")
-        ax.text(0.02, 0.97, rf"$\lambda$ = 1-1/$\tau$ = {lam:.3f}" + "\nshaded/dashed: allowed values",
-                transform=ax.transAxes, va="top", fontsize="x-small")
-    return fig
-
-
-def tau_sweep_plot(rows: Sequence[Mapping[str, Any]], tau_ref: float = 1.1):
-    r"""Temporal share (left) and cos(BPTT, SLTT gradient) (right) against :math:`\tau`, one line per
-    reset (rows of :func:`tau_sweep`); the paper's :math:`\tau` dotted."""
-    fig, axes = figure(1, 2)
-    for reset in dict.fromkeys(r["reset"] for r in rows):
-        rr = sorted((r for r in rows if r["reset"] == reset), key=lambda r: r["tau"])
-        taus = [r["tau"] for r in rr]
-        axes[0, 0].plot(taus, [r["mean_temporal_share"] for r in rr], marker="o", label=f"{reset} reset")
-        axes[0, 1].plot(taus, [r["cos_all"] for r in rr], marker="o", label=f"{reset} reset")
-    for ax in axes.flat:
-        ax.axvline(tau_ref, color="0.4", ls=":", lw=1)
-    axes[0, 0].set(xlabel=r"$\tau$ (leak $\lambda = 1 - 1/\tau$)", ylabel="mean temporal share (t < T)",
-                   title="temporal part of dL/du at init")
-    axes[0, 1].set(xlabel=r"$\tau$", ylabel="cos(BPTT grad, SLTT grad)", title="all parameters, at init")
-    axes[0, 0].legend(fontsize="small")
-    return fig
-
-
-def components_explorer(tau: float = 1.1, reset: str = "soft", T: int = 6, norm: str = "bn", seed: int = 0,
-                        ds=None, n: int = 128, hidden: Sequence[int] = (128, 128)):
-    """The interactive view of notebook 01: an untrained MLP with the given ``tau``, reset and norm on
-    ``n`` samples of ``ds`` (default ``digits``): temporal-share heatmap beside the per-layer cosine
-    between BPTT and SLTT gradients."""
-    import seaborn as sns
-
-    from . import data
-    from .sltt import bptt_sltt_cosine, gradient_components
-
-    ds = ds if ds is not None else data.load("digits", "train")
-    setup = Setup(tau=tau, hidden=tuple(hidden))
-    x_seq, y = analysis_batch(ds, n, T, seed)
-    net = build_model(Variant("bptt", T, reset=reset, norm=norm, seed=seed), setup, ds)
-    net.train()
-    gc = gradient_components(net, x_seq, y, setup.loss_fn())
-    cos = weight_cosines(bptt_sltt_cosine(net, x_seq, y, setup.loss_fn()), net)
-    fig, axes = figure(1, 2, w=4.6)
-    share = gc.temporal_share.numpy()
-    sns.heatmap(share, ax=axes[0, 0], vmin=0, vmax=max(0.05, float(np.nanmax(share))), cmap="rocket_r",
-                annot=T <= 12, fmt=".2f", annot_kws={"fontsize": "x-small"},
-                xticklabels=list(range(1, T + 1)), yticklabels=[f"LIF {i + 1}" for i in range(share.shape[0])])
-    axes[0, 0].set(title=f"temporal share, tau={tau:.2f}, {reset} reset", xlabel="t")
-    axes[0, 1].bar(range(len(cos)), list(cos.values()), color="#0072b2")
-    axes[0, 1].set_xticks(range(len(cos)), [k.split(" ")[0] for k in cos])
-    axes[0, 1].set(ylim=(max(0.0, min(cos.values()) - 0.02), 1.0005), title="cos(BPTT, SLTT) per weight")
-    return fig
-
-
-def memory_time_figure(rows: Sequence[Mapping[str, Any]], title: str = ""):
-    """Absolute numbers against T, one line per method: saved-for-backward peak (MiB), time per
-    iteration (ms, with the interquartile range) and CUDA peak (MiB) when present, else the peak
-    RSS delta (MiB)."""
-    Ts = sorted({int(r["T"]) for r in rows})
-    has_cuda = any(r.get("cuda_peak_bytes") is not None for r in rows)
-    fig, axes = figure(1, 3, w=3.9)
-    for m in METHOD_LABELS:
-        rr = [(T, _pick(rows, m, T)) for T in Ts if _pick(rows, m, T)]
-        if not rr:
-            continue
-        k = rr[0][1].get("K")
-        lab = METHOD_LABELS[m] + (f" (K={k})" if k else "")
-        ts = [T for T, _ in rr]
-        c = _METHOD_COLORS[m]
-        st = _METHOD_STYLE[m]
-        axes[0, 0].plot(ts, [r["saved_peak_bytes"] / MIB for _, r in rr], color=c, label=lab, **st)
-        axes[0, 1].errorbar(ts, [r["time_median_s"] * 1e3 for _, r in rr],
-                            yerr=[r.get("time_iqr_s", 0.0) * 1e3 / 2 for _, r in rr], color=c,
-                            capsize=3, label=lab, **st)
-        key = "cuda_peak_bytes" if has_cuda else "rss_peak_delta_bytes"
-        axes[0, 2].plot(ts, [(r.get(key) or 0) / MIB for _, r in rr], color=c, label=lab, **st)
-    for ax in axes.flat:
-        ax.set_xticks(Ts)
-    axes[0, 0].set(xlabel="T", ylabel="MiB", title="saved-for-backward peak")
-    axes[0, 1].set(xlabel="T", ylabel="ms", title="time per iteration (median, IQR)")
-    axes[0, 2].set(xlabel="T", ylabel="MiB", title="CUDA peak" if has_cuda else "peak RSS delta (allocator-cached)")
-    axes[0, 0].legend(fontsize="small")
-    if title:
-        fig.suptitle(title, fontsize="medium")
-    return fig
-
-
-def ratio_figure(sources: Mapping[str, Sequence[Mapping[str, Any]]], paper: Mapping[str, Any] | None = None):
-    """Dimensionless comparison with the paper: BPTT/SLTT memory ratio (left) and time relative to
-    BPTT (right: SLTT solid, SLTT-K dashed) against T, one colour per source of rows (e.g. this
-    notebook's run, the committed benchmark), the paper's Table S2 in grey."""
-    from .plotting import PAPER_COLOR
-
-    fig, axes = figure(1, 2, w=4.6)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (name, rows) in enumerate(sources.items()):
-        s = memory_time_summary(rows)
-        c = colors[i % len(colors)]
-        axes[0, 0].plot(s["Ts"], s["memory_ratio"], marker="o", color=c, label=name)
-        axes[0, 1].plot(s["Ts"], s["time_ratio_sltt"], marker="o", color=c, label=f"{name}: SLTT")
-        if s["time_ratio_sltt_k"]:
-            axes[0, 1].plot(s["Ts"], s["time_ratio_sltt_k"], marker="s", ls="--", color=c, label=f"{name}: SLTT-K")
-    if paper:
-        pt = list(paper["T"])
-        pb, ps = paper["bptt"], paper["sltt"]
-        axes[0, 0].plot(pt, [b / s for b, s in zip(pb["memory_gb"], ps["memory_gb"])], marker="D",
-                        color=PAPER_COLOR, label="paper (ResNet-18, CIFAR-10, GPU)")
-        axes[0, 1].plot(pt, [s / b for b, s in zip(pb["time_h"], ps["time_h"])], marker="D", color=PAPER_COLOR,
-                        label="paper: SLTT")
-    axes[0, 1].axhline(1.0, color="k", lw=0.7)
-    all_T = sorted({int(r["T"]) for rows in sources.values() for r in rows} | set(paper["T"] if paper else []))
-    for ax in axes.flat:
-        ax.set_xticks(all_T)
-    axes[0, 0].set(xlabel="T", ylabel="BPTT / SLTT", title="memory: BPTT relative to SLTT")
-    axes[0, 1].set(xlabel="T", ylabel="time / BPTT time", title="time per iteration relative to BPTT")
-    axes[0, 0].legend(fontsize="x-small")
-    axes[0, 1].legend(fontsize="x-small")
-    return fig
-
-
-def accuracy_vs_T(summary, paper: Mapping[str, Any] | None = None, ours_title: str = "ours",
-                  paper_title: str = "paper: ResNet-18, CIFAR-10 (Table S2)"):
-    """Accuracy (%) against T per method: ours (soft reset, BN; mean and std over seeds, left) and
-    the paper's Table S2 (right), on separate axes since datasets and networks differ."""
-    fig, axes = figure(1, 2 if paper else 1, w=4.4)
-    sub = summary[(summary.reset == "soft") & (summary.norm == "bn")]
-    for m in METHOD_LABELS:
-        d = sub[sub.method == m].sort_values("T")
-        if len(d):
-            k = int(d.K.iloc[0])
-            axes[0, 0].errorbar(d["T"], d.acc_mean, yerr=d.acc_std, marker="o", capsize=3, color=_METHOD_COLORS[m],
-                                label=METHOD_LABELS[m] + (f" (K={k})" if k else ""))
-    axes[0, 0].set(xlabel="T", ylabel="test accuracy (%)", title=ours_title)
-    axes[0, 0].legend(fontsize="small")
-    if paper:
-        for m in ("bptt", "sltt"):
-            axes[0, 1].plot(paper["T"], paper[m]["acc"], marker="D", color=_METHOD_COLORS[m], label=METHOD_LABELS[m])
-        axes[0, 1].set(xlabel="T", ylabel="test accuracy (%)", title=paper_title)
-        axes[0, 1].legend(fontsize="small")
-    return fig
-
-
-def accuracy_bars(labels: Sequence[str], ours: Sequence[float], ours_err: Sequence[float] | None = None,
-                  paper: Sequence[float | None] | None = None, title: str = "", note: str = "",
-                  ylim: tuple[float, float] | None = None):
-    """:func:`snnlab.plotting.paper_vs_ours` for accuracies (%), with the y axis zoomed to the bars
-    (accuracies near 100 % differ by fractions of a point)."""
-    from .plotting import paper_vs_ours
-
-    paper = list(paper) if paper is not None else [None] * len(labels)
-    fig = paper_vs_ours(labels, ours, paper, ylabel="test accuracy (%)", title=title, ours_err=ours_err, note=note)
-    vals = [v for v in list(ours) + [p for p in paper if p is not None] if v is not None and not math.isnan(v)]
-    if ylim is None and vals:
-        ylim = (max(0.0, min(vals) - 5.0), max(vals) + 3.0)
-    if ylim:
-        fig.axes[0].set_ylim(*ylim)
-    handles, names = fig.axes[0].get_legend_handles_labels()
-    keep = [(h, n) for h, n in zip(handles, names) if n != "paper" or any(p is not None for p in paper)]
-    fig.axes[0].legend(*zip(*keep), loc="upper left", ncols=2, fontsize="small")
-    return fig

@@ -14,6 +14,9 @@ import numpy as np
 import seaborn as sns
 import torch
 
+from ..core import neurons
+from ..core import surrogate as sgm
+
 __all__ = [
     "theme",
     "figure",
@@ -148,9 +151,6 @@ def lif_explorer(tau: float = 4 / 3, v_threshold: float = 1.0, reset: str = "har
 
     The function behind the basics notebook's ipywidgets explorer.
     """
-    from . import neurons
-    from . import surrogate as sgm
-
     g = torch.Generator().manual_seed(seed)
     x = amplitude * (torch.arange(T) >= 5).double() + 0.3 * torch.randn(T, generator=g, dtype=torch.float64)
     v, s = neurons.simulate("lth", x, tau=tau, v_threshold=v_threshold, v_reset=0.0 if reset == "hard" else None,

@@ -202,7 +202,7 @@ def peak_rss_delta(fn: Callable[[], Any], interval: float = 0.002) -> int:
         fn()
         hwm = _read_vm("VmHWM")
         return max(0, (hwm or 0) - before)
-    import psutil  # fallback: sample in a thread
+    import psutil  # noqa: PLC0415  (optional dependency, only where /proc has no VmHWM)
 
     proc = psutil.Process()
     before = proc.memory_info().rss

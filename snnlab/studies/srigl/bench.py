@@ -53,9 +53,14 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from . import sparsity_theory as st
-from .bench import Timing, machine_info, time_fn
-from .results import REPO_ROOT
+import pandas as pd
+
+from ...kernels import build
+from ...paths import REPO_ROOT
+from ...record.bench import Timing, machine_info, time_fn
+from ...sparsity import condensed
+from ...sparsity.dst import srigl_mask_from_weight
+from ...sparsity.masks import fan_in_counts
 
 __all__ = [
     "N_IN",
@@ -173,8 +178,8 @@ def build_layers(sparsity: float, gamma_sal: float = 0.95, seed: int = 0, n_in: 
     w, b = dense.weight.detach(), dense.bias.detach()
     density = 1.0 - sparsity
     budget = max(1, int(round(density * n_in * n_out)))
-    mask = st.srigl_mask_from_weight(w, density, gamma_sal=gamma_sal)
-    counts = st.fan_in_counts(mask)
+    mask = srigl_mask_from_weight(w, density, gamma_sal=gamma_sal)
+    counts = fan_in_counts(mask)
     kept = (counts > 0).nonzero().reshape(-1)
     k = int(counts[kept[0]])
 
@@ -194,10 +199,10 @@ def build_layers(sparsity: float, gamma_sal: float = 0.95, seed: int = 0, n_in: 
         structured.weight.copy_((w * mask)[kept])
         structured.bias.copy_(b[kept])
 
-    cond32 = st.CondensedLinear.from_dense(masked, mask, index_dtype=torch.int32)
-    cond64 = st.CondensedLinear.from_dense(masked, mask, index_dtype=torch.int64)
-    cond_gather = st.CondensedLinear.from_dense(masked, mask, backend="gather")
-    cond_ebag = st.CondensedLinear.from_dense(masked, mask, backend="embedding_bag")
+    cond32 = condensed.CondensedLinear.from_dense(masked, mask, index_dtype=torch.int32)
+    cond64 = condensed.CondensedLinear.from_dense(masked, mask, index_dtype=torch.int64)
+    cond_gather = condensed.CondensedLinear.from_dense(masked, mask, backend="gather")
+    cond_ebag = condensed.CondensedLinear.from_dense(masked, mask, backend="embedding_bag")
 
     def nbytes(*ts):
         return int(sum(t.numel() * t.element_size() for t in ts))
@@ -298,7 +303,7 @@ def run_cpu(
     sparsities, batches, threads = list(sparsities), list(batches), list(threads)
     rng = random.Random(seed)
     t_start = time.time()
-    native = st.native_kernel_available()
+    native = condensed.native_kernel_available()
     result: dict = {
         "benchmark": "condensed_linear_cpu",
         "paper": "srigl",
@@ -325,7 +330,7 @@ def run_cpu(
         "measurements": [],
     }
     if not native:
-        result["native_kernel_error"] = st._native_state.get("error")
+        result["native_kernel_error"] = build.status("condensed")
     all_layers = {}
     for s in sparsities:
         all_layers[s] = build_layers(s, gamma_sal, seed, n_in, n_out)
@@ -603,8 +608,6 @@ def layer_table(result: dict) -> str:
 
 def frame(result: dict):
     """The measurements as a pandas DataFrame with ``us`` (median microseconds) and ``iqr_us``."""
-    import pandas as pd
-
     df = pd.DataFrame(result["measurements"])
     df["us"] = df["median_s"] * 1e6
     df["iqr_us"] = df["iqr_s"] * 1e6
@@ -624,8 +627,6 @@ def speedups(result: dict, over: Sequence[str] = ("dense", "csr", "structured"),
 def fastest_at_batch(result: dict, batch: int = 1, methods: Sequence[str] = PAPER_METHODS):
     """Per (threads, sparsity) at ``batch``: the fastest of ``methods``, its time, and
     ``condensed_margin`` = (fastest other method's time) / (condensed's time) (> 1: condensed wins)."""
-    import pandas as pd
-
     df = frame(result)
     df = df[(df["batch"] == batch) & df["method"].isin(methods)]
     rows = []
@@ -642,8 +643,6 @@ def fastest_at_batch(result: dict, batch: int = 1, methods: Sequence[str] = PAPE
 def condensed_losses(result: dict, methods: Sequence[str] = PAPER_METHODS):
     """Cells (threads, sparsity, batch) where the condensed layer is *not* the fastest of
     ``methods``: the winner and ``ratio`` = t_condensed / t_winner (> 1)."""
-    import pandas as pd
-
     df = frame(result)
     df = df[df["method"].isin(methods)]
     rows = []
@@ -686,8 +685,6 @@ def structured_vs_condensed(result: dict, min_batch: int = 16) -> dict:
 
 def compile_table(result: dict):
     """The ``torch.compile`` runs of a result as a DataFrame (median in µs), or an empty one."""
-    import pandas as pd
-
     runs = (result.get("compile") or {}).get("runs") or []
     df = pd.DataFrame(runs)
     if "median_s" in df:

@@ -16,99 +16,66 @@ A claim that fails is a finding, not an error: it is recorded and shown beside t
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import tempfile
+import io
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+
+from ..paths import atomic_write_bytes, atomic_write_json, atomic_write_text, jsonable, results_root
 
 __all__ = [
     "results_root",
     "atomic_write_bytes",
     "atomic_write_text",
     "atomic_write_json",
+    "KINDS",
+    "VERDICTS",
     "Claim",
     "Recorder",
     "approx",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
-
-def results_root() -> Path:
-    """``$SNNLAB_RESULTS`` if set, else ``<repo>/results``."""
-    env = os.environ.get("SNNLAB_RESULTS")
-    return Path(env).expanduser().resolve() if env else REPO_ROOT / "results"
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are ordinary files
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _jsonable(obj: Any) -> Any:
-    """Convert numpy / torch scalars and arrays, paths and dataclasses to JSON types."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if hasattr(obj, "__dataclass_fields__"):
-        return _jsonable(asdict(obj))
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "tolist"):  # numpy / torch
-        return _jsonable(obj.tolist())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    if isinstance(obj, (str, int, float, bool)) or obj is None:
-        return obj
-    if hasattr(obj, "item"):
-        return obj.item()
-    return repr(obj)
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return atomic_write_text(path, json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
+#: claim kinds: ``reproduction`` (our measurement against the paper's number or statement),
+#: ``finding`` (beyond the paper, or an erratum settled by computation), ``sanity`` (an invariant the
+#: code enforces, or algebra: shown, never counted as reproduced)
+KINDS = ("reproduction", "finding", "sanity")
+#: verdicts as the report and expected_verdicts.yaml write them
+VERDICTS = ("holds", "does not hold", "not run")
 
 
 @dataclass
 class Claim:
-    """One statement of a paper checked against our run."""
+    """One statement of a paper checked against our run.
+
+    ``paper`` is the paper's number or statement and ``provenance`` where it comes from (a table
+    or page, or "official repository, file X"); ``passed`` is None when the claim was not run at
+    this profile (``note`` says why). A ``reproduction`` or ``finding`` must be able to fail on
+    other data; one that cannot is ``sanity``.
+    """
 
     id: str
     statement: str
     ours: Any
+    kind: str | None = None
     paper: Any = None
+    provenance: str = ""
     test: str = ""
-    passed: bool = False
+    passed: bool | None = False
     note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind is not None and self.kind not in KINDS:
+            raise ValueError(f"claim {self.id!r}: kind={self.kind!r} is invalid; allowed values: {list(KINDS)}")
+        if self.passed is not None:
+            self.passed = bool(self.passed)
+
+    @property
+    def verdict(self) -> str:
+        return "not run" if self.passed is None else ("holds" if self.passed else "does not hold")
 
 
 def approx(ours: float, target: float, rel: float | None = None, abs_: float | None = None) -> tuple[bool, str]:
@@ -140,8 +107,6 @@ class Recorder:
     # -- figures -----------------------------------------------------------------------------
     def savefig(self, fig, name: str, formats: tuple[str, ...] = ("png", "pdf"), dpi: int = 120) -> list[Path]:
         """Save ``fig`` as ``figures/<name>.<fmt>`` for each format, atomically."""
-        import io
-
         paths = []
         for fmt in formats:
             buf = io.BytesIO()
@@ -151,7 +116,7 @@ class Recorder:
 
     # -- metrics and claims --------------------------------------------------------------------
     def metric(self, name: str, value: Any) -> Any:
-        self.metrics[name] = _jsonable(value)
+        self.metrics[name] = jsonable(value)
         atomic_write_json(self.dir / "metrics.json", self.metrics)
         return value
 
@@ -160,24 +125,32 @@ class Recorder:
         id: str,
         statement: str,
         ours: Any,
-        passed: bool,
+        passed: bool | None,
         test: str,
         paper: Any = None,
         note: str = "",
+        kind: str | None = None,
+        provenance: str = "",
     ) -> Claim:
         """Record a claim (replacing an earlier one with the same id) and rewrite claims.json."""
-        c = Claim(id=id, statement=statement, ours=_jsonable(ours), paper=_jsonable(paper),
-                  test=test, passed=bool(passed), note=note)
-        self.claims = [x for x in self.claims if x.id != id] + [c]
+        return self.add(Claim(id=id, statement=statement, ours=ours, kind=kind, paper=paper, provenance=provenance,
+                              test=test, passed=passed, note=note))[0]
+
+    def add(self, *claims: Claim | list[Claim]) -> list[Claim]:
+        """Record claims built by a study's ``claims.py`` (each replaces an earlier one with its id)."""
+        flat = [c for item in claims for c in (item if isinstance(item, (list, tuple)) else [item])]
+        for c in flat:
+            c.ours, c.paper = jsonable(c.ours), jsonable(c.paper)
+            self.claims = [x for x in self.claims if x.id != c.id] + [c]
         atomic_write_json(self.dir / "claims.json", [asdict(x) for x in self.claims])
-        return c
+        return flat
 
     def claims_table(self, numbers: bool = True):
         """A pandas DataFrame of the claims (``numbers=False`` keeps only deterministic columns)."""
-        import pandas as pd
-
-        cols = ["id", "statement", "paper", "ours", "test", "passed"] if numbers else ["id", "statement", "passed"]
-        return pd.DataFrame([asdict(c) for c in self.claims], columns=[f.name for f in fields(Claim)])[cols]
+        cols = (["id", "kind", "statement", "paper", "ours", "test", "verdict"] if numbers
+                else ["id", "kind", "statement", "verdict"])
+        rows = [{**asdict(c), "verdict": c.verdict} for c in self.claims]
+        return pd.DataFrame(rows, columns=[f.name for f in fields(Claim)] + ["verdict"])[cols]
 
     def _write_run(self, **extra: Any) -> None:
         atomic_write_json(
@@ -189,5 +162,5 @@ class Recorder:
     def finish(self) -> Path:
         """Write run.json with the wall time; call at the end of a notebook."""
         self._write_run(wall_s=round(time.time() - self._t0, 2), finished=time.time(),
-                        n_claims=len(self.claims), n_passed=sum(c.passed for c in self.claims))
+                        n_claims=len(self.claims), n_passed=sum(bool(c.passed) for c in self.claims))
         return self.dir

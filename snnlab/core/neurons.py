@@ -45,6 +45,7 @@ from typing import Any, Callable
 import torch
 from spikingjelly.activation_based import neuron
 
+from .. import checks
 from . import surrogate as sg
 
 __all__ = ["LIFPreset", "PRESETS", "lif", "ssgd_tau", "reference_trace", "simulate"]
@@ -126,6 +127,11 @@ def lif(preset: str = "lth", step_mode: str = "m", **overrides: Any) -> neuron.L
     unknown = set(overrides) - _LIF_KEYS
     if unknown:
         raise ValueError(f"unknown LIF override(s) {sorted(unknown)}; allowed: {sorted(_LIF_KEYS)}")
+    for key in ("tau", "v_threshold"):
+        if key in overrides and not checks.is_real(overrides[key]):
+            checks.fail(key, overrides[key], "real numbers" + (" > 1" if key == "tau" else " > 0"))
+    if overrides.get("v_reset") is not None and not checks.is_real(overrides["v_reset"]):
+        checks.fail("v_reset", overrides["v_reset"], "a real number below v_threshold, or None (soft reset)")
     p = replace(PRESETS[preset], **{k: v for k, v in overrides.items() if k != "surrogate"})
     if not (p.tau > 1.0):
         raise ValueError(f"tau must be > 1 (spikingjelly leaks by 1-1/tau), got tau={p.tau}")

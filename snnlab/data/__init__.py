@@ -1,0 +1,40 @@
+"""Datasets: the registry (:mod:`.registry`) and its readers (:mod:`.offline`, :mod:`.images`,
+:mod:`.events`), each registering itself on import. ``from snnlab import data; data.load("digits")``.
+
+The offline defaults (``digits``, ``mnist1d``) need nothing; the paper datasets are read from the
+data root (:func:`data_root`) in their official non-pickle formats and raise
+:class:`DatasetNotFoundError` (expected paths, source, md5) when absent.
+"""
+
+from . import offline, images, events  # noqa: F401  (importing registers the readers, in this order)
+from .events import nmnist_frames, read_nmnist_events, shd_bins
+from .registry import (
+    SPLITS,
+    ArrayDataset,
+    DatasetInfo,
+    DatasetNotFoundError,
+    available,
+    batches,
+    data_root,
+    info,
+    load,
+    loaders,
+    tensors,
+)
+
+__all__ = [
+    "SPLITS",
+    "ArrayDataset",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "available",
+    "batches",
+    "data_root",
+    "info",
+    "load",
+    "loaders",
+    "tensors",
+    "read_nmnist_events",
+    "nmnist_frames",
+    "shd_bins",
+]

@@ -1,0 +1,1 @@
+"""How gradients are computed: BPTT (:mod:`.bptt`) and online SLTT (:mod:`.sltt`)."""

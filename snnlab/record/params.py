@@ -1,0 +1,181 @@
+"""Paper metadata (``papers/<id>/paper.yaml``) and notebook parameter resolution.
+
+Each ``paper.yaml`` holds the citation, reference numbers transcribed from the paper, and the
+``paper`` profile of every notebook::
+
+    id: sltt
+    title: ...
+    reference: {table_s2: {...}}
+    profiles:
+      paper:
+        default: {dataset: cifar10, epochs: 200}
+        02_memory_and_time: {Ts: [2, 4, 6, 8, 16]}
+
+A notebook's first cell (tagged ``parameters``) holds its ``quick`` defaults. The next cell calls::
+
+    P = snnlab.record.params.resolve("sltt", "02_memory_and_time", profile, locals_subset)
+
+which, for ``profile="paper"``, overlays the paper profile on the defaults, then validates every
+parameter: a bad value raises ``ValueError`` naming the parameter and its allowed values before any
+work starts. It also sets torch's thread count (:func:`snnlab.set_threads`).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any, Callable, Iterable
+
+import yaml
+
+from .. import checks, data, set_threads
+from ..core import models
+from ..paths import REPO_ROOT
+
+__all__ = ["PAPERS_DIR", "PROFILES", "VALIDATORS", "load", "list_papers", "notebook_parameters", "resolve", "Params", "validate"]
+
+PAPERS_DIR = REPO_ROOT / "papers"
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+PROFILES = ("quick", "paper")
+
+
+def list_papers() -> list[str]:
+    return sorted(p.parent.name for p in PAPERS_DIR.glob("*/paper.yaml"))
+
+
+@lru_cache(maxsize=None)
+def _load_cached(paper: str) -> dict:
+    path = PAPERS_DIR / paper / "paper.yaml"
+    if not path.exists():
+        raise ValueError(f"paper={paper!r} has no {path}; known papers: {list_papers()}")
+    with open(path) as fh:
+        doc = yaml.safe_load(fh) or {}
+    if doc.get("id") != paper:
+        raise ValueError(f"{path} declares id={doc.get('id')!r}, expected {paper!r}")
+    return doc
+
+
+def load(paper: str) -> dict:
+    """The parsed ``paper.yaml`` of ``paper`` (a fresh deep copy, safe to modify)."""
+    return copy.deepcopy(_load_cached(paper))
+
+
+class Params(SimpleNamespace):
+    """Resolved notebook parameters: attribute access plus ``as_dict()``."""
+
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+# --- validators -----------------------------------------------------------------------------
+
+
+def _dataset(name: str, v: Any) -> None:
+    checks.choice(name, v, data.available())
+
+
+#: validators applied to any parameter of these names, in every notebook (snnlab.checks callables)
+VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
+    "profile": checks.choice_check(PROFILES),
+    "seed": checks.int_at_least_check(0),
+    "T": checks.int_at_least_check(1),
+    "Ts": checks.int_list_check(1),
+    "K": checks.int_at_least_check(1),
+    "epochs": checks.int_at_least_check(1),
+    "batch_size": checks.int_at_least_check(1),
+    "samples": checks.int_at_least_check(2),
+    "repeats": checks.int_at_least_check(1),
+    "lr": checks.positive,
+    "width": checks.positive,
+    "weight_decay": checks.non_negative,
+    "sparsity": checks.fraction,
+    "sparsities": checks.fractions,
+    "dataset": _dataset,
+    "device": checks.choice_check(["cpu", "cuda", "auto"]),
+    "INTERACTIVE": checks.boolean,
+    # model and training options shared by several notebooks
+    "arch": checks.choice_check(models.ARCHITECTURES),
+    "norm_arch": checks.choice_check(models.ARCHITECTURES),
+    "norm": checks.choice_check(models.NORMS),
+    "optimizer": checks.choice_check(["adam", "sgd"]),
+    "hidden": checks.int_list_check(1),
+    "input_size": checks.int_at_least_check(1),
+    "dropout": checks.number_in_check(0, 1, hi_open=True),
+    "lam": checks.number_in_check(0, 1, why=" (sltt Eq. S13)"),
+    "taus": checks.numbers_above_check(1, why=" (the leak is 1 - 1/tau)"),
+    "tol": checks.positive,
+    "n_seeds": checks.int_at_least_check(1),
+    "n_analysis": checks.int_at_least_check(1),
+    "d_ops": checks.int_at_least_check(1),
+}
+
+
+def notebook_parameters(paper: str, notebook: str) -> list[str] | None:
+    """Names assigned in the ``parameters`` cell of ``notebooks/<paper>/<notebook>.ipynb``; None when
+    the package runs without its notebooks folder (an installed wheel). ``ValueError`` for an
+    unknown notebook, listing the paper's notebooks."""
+    folder = NOTEBOOKS_DIR / paper
+    if not NOTEBOOKS_DIR.is_dir():
+        return None
+    path = folder / f"{notebook}.ipynb"
+    if not path.is_file():
+        known = sorted(p.stem for p in folder.glob("*.ipynb"))
+        checks.fail("notebook", notebook, f"{known} (notebooks/{paper}/*.ipynb)")
+    nb = json.loads(path.read_text())
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            tree = ast.parse("".join(cell["source"]))
+            return [t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                    if isinstance(t, ast.Name)]
+    raise ValueError(f"{path} has no cell tagged 'parameters'")
+
+
+def validate(params: dict, choices: dict[str, Iterable[Any]] | None = None) -> None:
+    """Validate ``params`` by name (see ``VALIDATORS``) and ``choices`` ({name: allowed values})."""
+    for name, allowed in (choices or {}).items():
+        if name in params:
+            checks.choice(name, params[name], allowed)
+    for name, value in params.items():
+        if name in VALIDATORS:
+            VALIDATORS[name](name, value)
+
+
+def resolve(
+    paper: str,
+    notebook: str,
+    profile: str,
+    params: dict,
+    choices: dict[str, Iterable[Any]] | None = None,
+) -> Params:
+    """Merge a notebook's parameters with its paper profile and validate them.
+
+    ``profile="quick"`` keeps ``params`` as given. ``profile="paper"`` overlays
+    ``profiles.paper.default`` and ``profiles.paper.<notebook>`` from ``paper.yaml`` (only keys
+    the notebook already has; unknown keys in the yaml are an error, so typos surface).
+    """
+    checks.choice("profile", profile, PROFILES)
+    checks.choice("paper", paper, list_papers())
+    declared = notebook_parameters(paper, notebook)
+    if declared is not None:
+        for name in params:
+            if name not in declared and name != "profile":
+                checks.fail("parameter name", name, f"the parameters of {paper}/{notebook}: {sorted(declared)}")
+    merged = dict(params)
+    merged["profile"] = profile
+    if profile == "paper":
+        prof = load(paper).get("profiles", {}).get("paper", {}) or {}
+        overlay = {**(prof.get("default") or {}), **(prof.get(notebook) or {})}
+        unknown = set(overlay) - set(merged)
+        if unknown and notebook in prof:
+            raise ValueError(
+                f"papers/{paper}/paper.yaml profile 'paper' for {notebook} sets unknown parameters "
+                f"{sorted(unknown)}; the notebook's parameters are {sorted(merged)}"
+            )
+        merged.update({k: v for k, v in overlay.items() if k in merged})
+    validate(merged, choices)
+    set_threads()
+    return Params(**merged)

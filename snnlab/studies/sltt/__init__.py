@@ -1,0 +1,1 @@
+"""sltt: Meng et al., Towards Memory- and Time-Efficient Backpropagation for Training SNNs (ICCV 2023)."""
