@@ -350,7 +350,7 @@ def test_snip_on_snn_readout_matches_finite_differences_and_surrogate_reaches_hi
             down = float(_loss(snn, x, y))
             p[i] = w
         assert float(scores[last][i]) == pytest.approx(abs(w * (up - down) / 2e-6), rel=1e-5, abs=1e-10)
-    first = list(prunable_parameters(snn))[0]
+    first = next(iter(prunable_parameters(snn)))
     assert float(scores[first].sum()) > 0  # surrogate gradients flow through time to layer 1
     m = pr.snip_mask(snn, x, y, 0.7)
     flat = torch.cat([scores[k].reshape(-1) for k in m])

@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .. import checks
+from snnlab import checks
 
 __all__ = [
     "METRICS",
@@ -178,7 +178,7 @@ def step_outputs(model: nn.Module, ds, T: int, encoding: str = "direct", batch_s
     """
     from spikingjelly.activation_based import functional
 
-    from .. import train
+    from snnlab import train
 
     T = checks.int_at_least("T", T, 2)
     checks.int_at_least("batch_size", batch_size, 1)

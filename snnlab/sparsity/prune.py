@@ -39,13 +39,13 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-from .. import checks
-from ..pruning import MaskHook, Masks, magnitude_mask, prunable_parameters, random_mask
+from snnlab import checks
+from snnlab.pruning import MaskHook, Masks, magnitude_mask, prunable_parameters, random_mask
 
 __all__ = [
     "SCOPES",
