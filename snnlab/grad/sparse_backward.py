@@ -109,14 +109,11 @@ def _signatures() -> dict:
     sig = {"ssgd_pack_mask": ([_P, _I64, _I64, _P, _I64, _INT], None)}
     for suf, F in (("f32", _F32), ("f64", _F64)):
         sig.update({
-            f"ssgd_pack_bits_{suf}": ([_P, _I64, _I64, _P, _I64, _INT], _I64),
-            f"ssgd_forward_{suf}": ([_P, _P, _P, _I64, _I64, F, F, _INT], None),
-            f"ssgd_active_count_{suf}": ([_P, _I64, _I64, F, F, _P, _INT], None),
-            f"ssgd_active_fill_{suf}": ([_P, _I64, _I64, F, F, F, _P, _P, _P, _INT], None),
-            f"ssgd_trace_{suf}": ([_P, _I64, _I64, _I64, _I64, F, _P, _INT], None),
-            f"ssgd_grad_weight_{suf}": ([_P, _P, _I64, _I64, _P, _P, _P, _P, _INT], None),
-            f"ssgd_grad_input_{suf}": ([_P, _P, _I64, _I64, _I64, _I64, _P, _P, _P, _P, _I64, F, _P, _P, _INT],
-                                       _INT),
+            f"ssgd_pack_bits_{suf}": ([_P, _I64, _I64, _P, _I64, _P, _INT], _I64),
+            f"ssgd_forward_{suf}": ([_P, _P, _P, _I64, _I64, _I64, _I64, _I64, F, F, F, _P, _P, _P, _INT], None),
+            f"ssgd_active_fill_{suf}": ([_P, _I64, _I64, _I64, F, F, F, _P, _P, _P, _INT], None),
+            f"ssgd_backward_{suf}": ([_P, _P, _P, _I64, _I64, _I64, _I64, _I64, _P, _P, _P, _P, F, _P, _P, _P,
+                                      _INT], _INT),
         })
     return sig
 
@@ -236,8 +233,8 @@ def unpack_bits(bits: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) 
 
 class ActiveSet(NamedTuple):
     """A layer's active entries, CSR by output neuron: entry ``e`` of neuron ``j`` (``offsets[j] <= e <
-    offsets[j+1]``) sits at row ``rows[e] = t*B + b`` with surrogate value ``g[e]``; rows ascend within
-    each neuron."""
+    offsets[j+1]``) sits at row ``rows[e] = t*B + b`` with surrogate value ``g[e]``; within a neuron the
+    entries are ordered by (b, t)."""
 
     offsets: torch.Tensor  # int64 [N_out + 1]
     rows: torch.Tensor  # int32 [nnz]
@@ -266,32 +263,40 @@ def forward_reference(x: torch.Tensor, weight: torch.Tensor, alpha: float, v_th:
             vt = alpha * vt + cur[t] - v_th * st
             st = (vt > v_th).to(x.dtype)
             v[t], s[t] = vt, st
-        mask = ((v - v_th).abs() < b_th).reshape(T * B, n_out)
-        jr = mask.t().nonzero()  # (j, row), j-major, rows ascending
-        rows = jr[:, 1].to(torch.int32)
-        g = surrogate(v.reshape(T * B, n_out)[jr[:, 1], jr[:, 0]], v_th, b_th, beta)
-        counts = torch.bincount(jr[:, 0], minlength=n_out)
+        mask = (v - v_th).abs() < b_th
+        jbt = mask.permute(2, 1, 0).nonzero()  # (j, b, t): grouped by output neuron, then batch, then time
+        row = jbt[:, 2] * B + jbt[:, 1]
+        rows = row.to(torch.int32)
+        g = surrogate(v.reshape(T * B, n_out)[row, jbt[:, 0]], v_th, b_th, beta)
+        counts = torch.bincount(jbt[:, 0], minlength=n_out)
         offsets = torch.zeros(n_out + 1, dtype=torch.int64, device=x.device)
         offsets[1:] = counts.cumsum(0)
     return s, v, ActiveSet(offsets, rows, g)
 
 
 def forward_native(x: torch.Tensor, weight: torch.Tensor, alpha: float, v_th: float, b_th: float,
-                   beta: float) -> tuple[torch.Tensor, torch.Tensor, ActiveSet]:
-    """The C forward (CPU, contiguous): same outputs as :func:`forward_reference`."""
+                   beta: float, xbits: torch.Tensor | None = None, ones: int | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, ActiveSet]:
+    """The C forward (CPU, contiguous): same outputs as :func:`forward_reference`. With the packed
+    spikes ``xbits`` and their count ``ones`` (from :func:`_pack_x`), a sparse input (under 1/8 of the
+    entries spiking) is integrated by summing the weight rows of the spiking inputs instead of a GEMM."""
     lib = _lib()
-    T, B, _ = x.shape
+    T, B, n_in = x.shape
     n_out = weight.shape[1]
     R = T * B
+    nb = (n_in + 7) // 8
     suf, F = _suf(x.dtype), (_F32 if x.dtype == torch.float32 else _F64)
-    P = _threads()
+    P = max(1, min(_threads(), B))
     with torch.no_grad():
-        cur = x.reshape(R, -1) @ weight
+        if xbits is None or ones is None or ones * 8 > R * n_in:
+            cur = x.reshape(R, n_in) @ weight
+        else:
+            cur = None
         v = torch.empty(T, B, n_out, dtype=x.dtype)
         s = torch.empty_like(v)
-        getattr(lib, f"ssgd_forward_{suf}")(_ptr(cur), _ptr(v), _ptr(s), T, B * n_out, F(alpha), F(v_th), P)
         counts = torch.zeros(P, n_out, dtype=torch.int64)
-        getattr(lib, f"ssgd_active_count_{suf}")(_ptr(v), R, n_out, F(v_th), F(b_th), _ptr(counts), P)
+        getattr(lib, f"ssgd_forward_{suf}")(_ptr(cur), _ptr(xbits), _ptr(weight), T, B, n_in, nb, n_out,
+                                            F(alpha), F(v_th), F(b_th), _ptr(v), _ptr(s), _ptr(counts), P)
         flat = counts.t().reshape(-1)  # (j, p) order
         starts = torch.zeros_like(flat)
         starts[1:] = flat.cumsum(0)[:-1]
@@ -302,7 +307,7 @@ def forward_native(x: torch.Tensor, weight: torch.Tensor, alpha: float, v_th: fl
         offsets[n_out] = nnz
         rows = torch.empty(nnz, dtype=torch.int32)
         g = torch.empty(nnz, dtype=x.dtype)
-        getattr(lib, f"ssgd_active_fill_{suf}")(_ptr(v), R, n_out, F(v_th), F(b_th), F(beta), _ptr(pos),
+        getattr(lib, f"ssgd_active_fill_{suf}")(_ptr(v), T, B, n_out, F(v_th), F(b_th), F(beta), _ptr(pos),
                                                 _ptr(rows), _ptr(g), P)
     return s, v, ActiveSet(offsets, rows, g)
 
@@ -391,7 +396,8 @@ def backward_reference(xbits, shape, act: ActiveSet, weight, alpha, grad_spikes,
 
 def backward_native(xbits, shape, act: ActiveSet, weight, alpha, grad_spikes, grad_v=None, reqbits=None,
                     need_x=True, need_w=True):
-    """The C backward, same contract as :func:`backward_reference`."""
+    """The C backward, same contract as :func:`backward_reference` (one kernel call: bucketing of the
+    active entries by row, the weight gradient by output-neuron blocks, the input-gradient walk)."""
     lib = _lib()
     T, B, n_in = shape
     n_out = weight.shape[1]
@@ -399,40 +405,27 @@ def backward_native(xbits, shape, act: ActiveSet, weight, alpha, grad_spikes, gr
     nb = (n_in + 7) // 8
     dtype = weight.dtype
     suf, F = _suf(dtype), (_F32 if dtype == torch.float32 else _F64)
-    P = _threads()
     build.check_args(
         "sparse_backward", "cpu",
         xbits=(xbits, (torch.uint8,), (R, nb)), rows=(act.rows, (torch.int32,), (None,)),
         g=(act.g, (dtype,), (act.nnz,)), offsets=(act.offsets, (torch.int64,), (n_out + 1,)),
         weight=(weight, (dtype,), (n_in, n_out)), reqbits=(reqbits, (torch.uint8,), (R, nb)),
     )
-    gs = None
+    dW = dx = None
     if grad_spikes is not None:
         gs = grad_spikes.contiguous()
         build.check_args("sparse_backward", "cpu", grad_spikes=(gs, (dtype,), (T, B, n_out)))
-    tr = None
-    if need_w:
-        tr = torch.empty(R, n_in, dtype=dtype)
-        getattr(lib, f"ssgd_trace_{suf}")(_ptr(xbits), T, B, n_in, nb, F(alpha), _ptr(tr), P)
-    dW = dx = None
-    if gs is not None:
+        dWT = torch.empty(n_out, n_in, dtype=dtype) if need_w else None
+        E = torch.empty(R, n_out, dtype=dtype) if (need_x and reqbits is None) else None
+        dxbuf = torch.empty(T, B, n_in, dtype=dtype) if (need_x and reqbits is not None) else None
+        err = getattr(lib, f"ssgd_backward_{suf}")(
+            _ptr(gs), _ptr(weight), _ptr(xbits), T, B, n_in, nb, n_out, _ptr(act.offsets), _ptr(act.rows),
+            _ptr(act.g), _ptr(reqbits), F(alpha), _ptr(dWT), _ptr(dxbuf), _ptr(E), _threads())
+        if err:
+            raise MemoryError("sparse_backward: the native kernel could not allocate its scratch buffers")
         if need_w:
-            dWT = torch.empty(n_out, n_in, dtype=dtype)
-            getattr(lib, f"ssgd_grad_weight_{suf}")(_ptr(tr), _ptr(gs), n_in, n_out, _ptr(act.offsets),
-                                                    _ptr(act.rows), _ptr(act.g), _ptr(dWT), P)
             dW = dWT.t().contiguous()
         if need_x:
-            if reqbits is None:
-                E = torch.zeros(R, n_out, dtype=dtype)
-                dxbuf = None
-            else:
-                E = None
-                dxbuf = torch.zeros(T, B, n_in, dtype=dtype)
-            err = getattr(lib, f"ssgd_grad_input_{suf}")(
-                _ptr(gs), _ptr(weight), T, B, n_in, n_out, _ptr(act.offsets), _ptr(act.rows), _ptr(act.g),
-                _ptr(reqbits), nb, F(alpha), _ptr(dxbuf), _ptr(E), P)
-            if err:
-                raise MemoryError("sparse_backward: the native kernel could not allocate its scratch buffers")
             dx = dxbuf if E is None else (E @ weight.t()).reshape(T, B, n_in)
     else:
         if need_w:
@@ -440,7 +433,8 @@ def backward_native(xbits, shape, act: ActiveSet, weight, alpha, grad_spikes, gr
         if need_x:
             dx = torch.zeros(T, B, n_in, dtype=dtype)
     if grad_v is not None:
-        vdx, vdW = _dense_v_grads(grad_v, tr if need_w else None, weight, alpha, T, B, need_x)
+        tr = _trace_reference(xbits, shape, alpha, dtype) if need_w else None
+        vdx, vdW = _dense_v_grads(grad_v, tr, weight, alpha, T, B, need_x)
         if need_w:
             dW = dW + vdW
         if need_x:
@@ -460,19 +454,21 @@ def _use_native(x: torch.Tensor, impl: str | None) -> bool:
     return ok
 
 
-def _pack_x(x: torch.Tensor, native: bool) -> torch.Tensor:
-    """Validate x is binary and pack it into bits in one pass (native) or with torch ops."""
+def _pack_x(x: torch.Tensor, native: bool) -> tuple[torch.Tensor, int | None]:
+    """Validate that x is binary and pack it into bits, in one pass (native: also counts the spikes)
+    or with torch ops: ``(bits [T*B, ceil(N_in/8)], spike count or None)``."""
     T, B, n_in = x.shape
     if native:
         xc = x.contiguous()
         bits = torch.empty(T * B, (n_in + 7) // 8, dtype=torch.uint8)
+        ones = ctypes.c_int64(0)
         bad = getattr(_lib(), f"ssgd_pack_bits_{_suf(x.dtype)}")(_ptr(xc), T * B, n_in, _ptr(bits),
-                                                                 bits.shape[1], _threads())
+                                                                 bits.shape[1], ctypes.byref(ones), _threads())
         if bad:
             _check_binary("x", x)  # raises, naming examples
-        return bits
+        return bits, int(ones.value)
     _check_binary("x", x)
-    return pack_bits(x.reshape(T * B, n_in))
+    return pack_bits(x.reshape(T * B, n_in)), None
 
 
 def _pack_mask(mask: torch.Tensor, native: bool) -> torch.Tensor:
@@ -491,10 +487,11 @@ class SparseLIF(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, alpha, v_th, b_th, beta, input_active, native):
         ctx.set_materialize_grads(False)
-        xbits = _pack_x(x, native)  # validates binary before any other work
-        xc, wc = (x.contiguous(), weight.contiguous()) if native else (x, weight)
-        fwd = forward_native if native else forward_reference
-        s, v, act = fwd(xc, wc, alpha, v_th, b_th, beta)
+        xbits, ones = _pack_x(x, native)  # validates binary before any other work
+        if native:
+            s, v, act = forward_native(x.contiguous(), weight.contiguous(), alpha, v_th, b_th, beta, xbits, ones)
+        else:
+            s, v, act = forward_reference(x, weight, alpha, v_th, b_th, beta)
         need_x = ctx.needs_input_grad[0]
         reqbits = _pack_mask(input_active, native) if (input_active is not None and need_x) else None
         to_save = [xbits, act.offsets, act.rows, act.g, weight]
