@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 
 import torch  # noqa: E402
 
-from snnlab import bench  # noqa: E402
+from snnlab.record import bench  # noqa: E402
 from snnlab.grad import sparse_backward as sb  # noqa: E402
 from snnlab.studies.ssgd import bench as sbench  # noqa: E402
 

@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
+from spikingjelly.activation_based import functional
 
-from snnlab import models
+from snnlab.core import models
 from snnlab.sparsity import early_time as et
 
 # Two samples, two classes, T = 4 (logits of each step, not accumulated).
@@ -125,7 +126,6 @@ def test_step_outputs_eval_mode_leaves_model_untouched():
     ds = torch.utils.data.TensorDataset(x, torch.zeros(7, dtype=torch.long))
     # give BatchNorm non-trivial running statistics
     net(x.unsqueeze(0).repeat(3, 1, 1, 1, 1))
-    from spikingjelly.activation_based import functional
     functional.reset_net(net)
     before = {k: v.clone() for k, v in net.state_dict().items()}
     for train_mode in (False, True):

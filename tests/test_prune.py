@@ -11,8 +11,9 @@ import torch
 from spikingjelly.activation_based import functional
 from torch import nn
 
-from snnlab import models, train
-from snnlab.pruning import MaskHook, Masks, prunable_parameters
+from snnlab import train
+from snnlab.core import models
+from snnlab.sparsity.masks import MaskHook, Masks, prunable_parameters
 from snnlab.sparsity import prune as pr
 
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from snnlab import surrogate as sg
+from snnlab.core import surrogate as sg
+from snnlab.record.bench import SavedTensorMeter
 from snnlab.grad import sparse_backward as sb
 
 torch.set_num_threads(1)
@@ -263,7 +264,6 @@ def test_pack_mask_native_matches_torch():
 
 
 def test_sparse_keeps_bits_and_active_entries_only():
-    from snnlab.bench import SavedTensorMeter
 
     x, w, _ = _case(T=50, B=8, n_in=64, n_out=32, p=0.05, scale=0.5)
     w.requires_grad_()

@@ -40,7 +40,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from snnlab import checks
+from spikingjelly.activation_based import functional
+
+from .. import checks, data
+from ..core.encoding import encode_batch
 
 __all__ = [
     "METRICS",
@@ -176,13 +179,9 @@ def step_outputs(model: nn.Module, ds, T: int, encoding: str = "direct", batch_s
     official code's setting (batch statistics); the running statistics are restored afterwards
     either way, so this function never changes the model. Its train/eval mode is restored too.
     """
-    from spikingjelly.activation_based import functional
-
-    from snnlab import train
-
     T = checks.int_at_least("T", T, 2)
     checks.int_at_least("batch_size", batch_size, 1)
-    x_all, _ = train._tensors(ds)
+    x_all, _ = data.tensors(ds)
     if n is not None:
         n = checks.int_at_least("n", n, 1)
         x_all = x_all[:n]
@@ -194,7 +193,7 @@ def step_outputs(model: nn.Module, ds, T: int, encoding: str = "direct", batch_s
     outs = []
     try:
         for i in range(0, len(x_all), batch_size):
-            x_seq = train.encode_batch(x_all[i : i + batch_size], T, encoding, temporal, gen).to(device)
+            x_seq = encode_batch(x_all[i : i + batch_size], T, encoding, temporal, gen).to(device)
             functional.reset_net(model)
             outs.append(model(x_seq).float().cpu())
             functional.reset_net(model)

@@ -42,10 +42,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
+import torch.nn.functional as F
+from spikingjelly.activation_based import functional
 from torch import nn
 
-from snnlab import checks
-from snnlab.pruning import MaskHook, Masks, magnitude_mask, prunable_parameters, random_mask
+from .. import checks
+from .masks import MaskHook, Masks, magnitude_mask, prunable_parameters, random_mask
 
 __all__ = [
     "SCOPES",
@@ -439,9 +441,6 @@ def snip_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     t of ``loss_fn(o_t, y)`` (surrogate gradients through time). ANN twin: ``x`` ``[B, ...]``,
     output ``[B, C]``, :math:`L` = ``loss_fn(o, y)``. ``loss_fn`` defaults to cross-entropy.
     """
-    import torch.nn.functional as F
-    from spikingjelly.activation_based import functional
-
     loss_fn = loss_fn or F.cross_entropy
     params = prunable_parameters(model)
     saved = {k: b.detach().clone() for k, b in model.named_buffers()}

@@ -29,9 +29,11 @@ import time
 from typing import Callable, Sequence
 
 import torch
+from spikingjelly.activation_based import layer, neuron, surrogate
 
-from snnlab import bench, checks
-from snnlab.grad import sparse_backward as sb
+from ... import checks
+from ...grad import sparse_backward as sb
+from ...record import bench
 
 __all__ = ["make_case", "calibrate_scale", "measure", "run", "sweep_hidden", "TARGETS", "METHODS"]
 
@@ -77,8 +79,6 @@ def calibrate_scale(T: int, n_in: int, n_out: int, rho_in: float, rho_target: fl
 
 
 def _sj_layer(w: torch.Tensor, alpha: float, v_th: float, beta: float):
-    from spikingjelly.activation_based import layer, neuron, surrogate
-
     lin = layer.Linear(w.shape[0], w.shape[1], bias=False, step_mode="m")
     with torch.no_grad():
         lin.weight.copy_(beta * w.t())

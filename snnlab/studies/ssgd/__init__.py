@@ -1,0 +1,1 @@
+"""ssgd: Perez-Nieves & Goodman, Sparse Spiking Gradient Descent (NeurIPS 2021)."""
