@@ -16,6 +16,7 @@ Never assert on these in unit tests; benchmarks in ``benchmarks/`` record them.
 from __future__ import annotations
 
 import gc
+from importlib import metadata
 import os
 import platform
 import statistics
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
+
+from ..train import runs
 
 __all__ = [
     "Timing",
@@ -234,6 +237,30 @@ def cuda_peak_bytes(fn: Callable[[], Any], device: Any = "cuda") -> int | None:
     fn()
     torch.cuda.synchronize(device)
     return torch.cuda.max_memory_allocated(device) - base
+
+
+def environment(params: dict | None = None) -> dict[str, Any]:
+    """The reproducibility record of a run: package versions, the code (git commit, dirty tree,
+    source hash), the seed, the device and the thread count, and the machine."""
+    params = params or {}
+    device = params.get("device", "cpu")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    code = runs.code_version()
+    return {
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "spikingjelly": _version("spikingjelly"), "numpy": _version("numpy")},
+        "git_commit": code["commit"], "git_dirty": runs.git_dirty(), "sources_hash": code["sources"],
+        "seed": params.get("seed"), "device": device, "threads": torch.get_num_threads(),
+        "machine": machine_info(),
+    }
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def machine_info() -> dict[str, Any]:

@@ -24,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from .bench import environment
+
 from ..paths import atomic_write_bytes, atomic_write_json, atomic_write_text, jsonable, results_root
 
 __all__ = [
@@ -102,6 +104,7 @@ class Recorder:
         self.metrics: dict[str, Any] = {}
         self.claims: list[Claim] = []
         self._t0 = time.time()
+        self._env = environment(self.params)
         self._write_run()
 
     # -- figures -----------------------------------------------------------------------------
@@ -156,7 +159,7 @@ class Recorder:
         atomic_write_json(
             self.dir / "run.json",
             {"paper": self.paper, "notebook": self.notebook, "profile": self.profile,
-             "params": self.params, "started": self._t0, **extra},
+             "params": self.params, "started": self._t0, "environment": self._env, **extra},
         )
 
     def finish(self) -> Path:

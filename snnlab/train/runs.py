@@ -34,7 +34,7 @@ import torch
 
 from ..paths import REPO_ROOT, atomic_write_bytes, atomic_write_json, cache_root, jsonable
 
-__all__ = ["code_version", "data_fingerprint", "run_key", "key_hash", "CachedRun", "cached_run", "clear_cache"]
+__all__ = ["code_version", "git_dirty", "data_fingerprint", "run_key", "key_hash", "CachedRun", "cached_run", "clear_cache"]
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 
@@ -64,6 +64,18 @@ def _git_commit() -> str | None:
 def code_version() -> dict[str, str | None]:
     """``{"sources": hash of every snnlab .py/.c file, "commit": git HEAD or None}``."""
     return {"sources": _source_hash(), "commit": _git_commit()}
+
+
+def git_dirty() -> bool | None:
+    """Whether the checkout has uncommitted changes to tracked files (None outside a git checkout)."""
+    if _git_commit() is None:
+        return None
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
 
 
 def _tensor_digest(h, t: torch.Tensor) -> None:
