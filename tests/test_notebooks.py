@@ -5,11 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-import matplotlib.pyplot as plt
 import yaml
 
 from snnlab.record import results
-from snnlab.suite import cli, notebooks, report, verdicts
+from snnlab.suite import cli, figmap, notebooks, report, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = yaml.safe_load((ROOT / "tests" / "notebook_params.yaml").read_text()) or {}
@@ -41,6 +40,8 @@ def test_notebook_runs_quick_profile(name):
     claims = json.loads((out / "claims.json").read_text())
     assert claims and all({"id", "kind", "statement", "paper", "provenance", "ours", "test", "passed"} <= set(c)
                           for c in claims)
+    fig_problems = figmap.check_outputs(ON_DISK[name].parent.name, ON_DISK[name].stem, figmap.saved_figures(out))
+    assert not fig_problems, "figures differ from papers/<paper>/paper.yaml figures:\n" + "\n".join(fig_problems)
     flips = verdicts.compare(ON_DISK[name].parent.name, ON_DISK[name].stem, out / "claims.json")
     assert not flips, "claim verdicts differ from papers/<paper>/expected_verdicts.yaml:\n" + "\n".join(flips)
     assert list((out / "figures").glob("*.png")) and list((out / "figures").glob("*.pdf"))
@@ -57,18 +58,6 @@ def test_bad_parameter_stops_before_work(tmp_path):
     assert "ValueError" in r.output and "T=0 is invalid" in r.output
     assert not (tmp_path / "basics" / "01_lif_and_surrogates" / "quick" / "figures").exists() or not any(
         (tmp_path / "basics" / "01_lif_and_surrogates" / "quick" / "figures").iterdir())
-
-
-def test_report_lists_figures_and_claims(tmp_path):
-
-    rec = results.Recorder("demo", "01_demo", root=tmp_path)
-    rec.claim("c1", "a statement", ours=1.0, paper=2.0, passed=False, test="ours == paper")
-    plt.switch_backend("Agg")
-    fig, _ = plt.subplots()
-    rec.savefig(fig, "fig1")
-    run = notebooks.RunResult("demo/01_demo", "quick", True, 1.0, 100.0, "")
-    html = report.write_report([run], results_dir=tmp_path).read_text()
-    assert "demo/01_demo/quick/figures/fig1.png" in html and "a statement" in html and "does not hold" in html
 
 
 def test_cli_rejects_bad_input(capsys):

@@ -16,7 +16,7 @@ import nbformat
 from ..paths import cache_root, results_root
 from ..record.params import PROFILES, list_papers
 from ..train import runs as cached_runs
-from . import notebooks, report, verdicts
+from . import figmap, notebooks, report, verdicts
 
 
 def _positive_int(name: str):
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--cell-timeout", type=_positive_int("--cell-timeout"), default=1800)
     ls = sub.add_parser("list", help="list notebooks and their parameters")
     ls.add_argument("--only", default=None)
+    ls.add_argument("--figures", action="store_true",
+                    help="instead: every figure and table of each paper, with the notebook output that regenerates "
+                         "it or the reason it does not")
     sub.add_parser("report", help="rewrite results/index.html from existing results")
     c = sub.add_parser("clean", help="strip outputs (except nbval check cells) from notebooks in place")
     c.add_argument("paths", nargs="*")
@@ -70,6 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in failed:
             print(f"\n--- {r.notebook} failed; last output:\n{r.output[-3000:]}", file=sys.stderr)
         return 1 if failed else 0
+    if args.cmd == "list" and args.figures:
+        for paper in [args.only] if args.only else list_papers():
+            print(figmap.format_map(paper))
+        return 0
     if args.cmd == "list":
         for path in notebooks.discover(args.only):
             print(notebooks.ident(path))

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..paths import atomic_write_json, atomic_write_text, results_root
+from ..record import params
+from ..record.results import Claim
+from . import figmap
 from .notebooks import RunResult
 
 __all__ = ["write_report"]
@@ -33,8 +36,50 @@ def _claims(d: Path) -> list[dict]:
     return json.loads(f.read_text()) if f.exists() else []
 
 
+def _run_info(d: Path) -> dict:
+    f = d / "run.json"
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def _captions(paper: str) -> dict[tuple[str | None, str], str]:
+    """``{(notebook, figure name): "Fig. 4: what it shows"}`` from the paper's figure map."""
+    try:
+        entries = figmap.figure_map(paper)
+    except ValueError:
+        return {}
+    return {(e.notebook, o): f"{e.id}: {e.what}" for e in entries for o in e.outputs}
+
+
+def _counts(claims: list[dict]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for c in claims:
+        claim = Claim(**c)
+        key = (claim.kind or "unclassified", claim.verdict)
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+_CSS = (
+    "body{font-family:sans-serif;max-width:1250px;margin:auto;padding:1em;color:#222}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;font-size:88%;"
+    "vertical-align:top}th{background:#f4f4f4}figure{display:inline-block;margin:4px;max-width:560px;"
+    "vertical-align:top}figure img{max-width:556px;border:1px solid #eee}figcaption{font-size:85%;color:#444}"
+    ".holds{color:#080}.doesnot{color:#b00}.notrun{color:#888}.kind{font-size:80%;padding:1px 4px;"
+    "border-radius:3px;background:#eef}.sanity{background:#eee;color:#555}.finding{background:#fff3d6}"
+    "small{color:#666}"
+)
+
+
+def _verdict_html(verdict: str) -> str:
+    cls = {"holds": "holds", "does not hold": "doesnot"}.get(verdict, "notrun")
+    return f"<span class={cls}>{html.escape(verdict)}</span>"
+
+
 def write_report(runs: Sequence[RunResult] = (), results_dir: Path | None = None, profile: str | None = None) -> Path:
-    """Write ``results/index.html``: every figure, every claim (paper vs ours) and the run log."""
+    """Write ``results/index.html``: a claims dashboard (kind x verdict per paper), the run log,
+    then per paper and notebook the claims (ours beside the paper's number and its provenance) and
+    every figure with the caption of the paper's figure it regenerates. Offline: inline CSS, local
+    images, no script."""
     root = Path(results_dir) if results_dir else results_root()
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / "run_log.json"
@@ -48,47 +93,71 @@ def write_report(runs: Sequence[RunResult] = (), results_dir: Path | None = None
     atomic_write_json(log_path, log)
 
     e = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>snnlab results</title><style>",
-        "body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
-        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;"
-        "font-size:90%;vertical-align:top}img{max-width:560px;margin:4px;border:1px solid #eee}"
-        ".pass{color:#080}.fail{color:#b00}",
-        "</style></head><body><h1>snnlab: figures and claims</h1>",
-        "<p>SUMMARY</p><h2>Run log</h2><table><tr><th>notebook</th><th>profile</th><th>status</th><th>wall (s)</th>"
-        "<th>peak RSS (MB)</th><th>error</th></tr>",
-    ]
-    for r in log:
-        st = "<span class=pass>ok</span>" if r["ok"] else "<span class=fail>FAILED</span>"
-        parts.append(f"<tr><td>{e(r['notebook'])}</td><td>{e(r['profile'])}</td><td>{st}</td><td>{r['wall_s']}</td>"
-                     f"<td>{r['peak_rss_mb']}</td><td>{e(r.get('error', ''))}</td></tr>")
-    parts.append("</table>")
-    for paper_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
+    sections, dashboard = [], {}
+    paper_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_") and p.name != "sweeps")
+    for paper_dir in paper_dirs:
+        paper = paper_dir.name
+        meta = params.load(paper) if paper in params.list_papers() else {}
+        captions = _captions(paper) if meta else {}
+        sections.append(f"<h2 id='{e(paper)}'>{e(paper)}: {e(str(meta.get('title', '')))}</h2>")
         for nb_dir in sorted(p for p in paper_dir.iterdir() if p.is_dir()):
             for prof_dir in sorted(p for p in nb_dir.iterdir() if p.is_dir()):
                 if profile and prof_dir.name != profile:
                     continue
                 rel = prof_dir.relative_to(root)
-                parts.append(f"<h2>{e(paper_dir.name)} / {e(nb_dir.name)} <small>({e(prof_dir.name)})</small></h2>")
+                info = _run_info(prof_dir)
+                env = info.get("environment") or {}
+                commit = (env.get("git_commit") or "")[:10] + (" (dirty tree)" if env.get("git_dirty") else "")
+                sections.append(f"<h3>{e(nb_dir.name)} <small>({e(prof_dir.name)} profile; commit "
+                                f"{e(commit or 'unknown')}; wall {e(str(info.get('wall_s', '?')))} s)</small></h3>")
                 if (prof_dir / "executed.ipynb").exists():
-                    parts.append(f"<p><a href='{e(str(rel))}/executed.ipynb'>executed notebook</a></p>")
+                    sections.append(f"<p><a href='{e(str(rel))}/executed.ipynb'>executed notebook</a></p>")
                 claims = _claims(prof_dir)
+                for k, n in _counts(claims).items():
+                    dashboard.setdefault(paper, {})[k] = dashboard.get(paper, {}).get(k, 0) + n
                 if claims:
-                    parts.append("<table><tr><th>claim</th><th>statement</th><th>paper</th><th>ours</th>"
-                                 "<th>test</th><th>verdict</th></tr>")
-                    for c in claims:
-                        v = "<span class=pass>holds</span>" if c["passed"] else "<span class=fail>does not hold</span>"
-                        parts.append(f"<tr><td>{e(c['id'])}</td><td>{e(c['statement'])}</td>"
-                                     f"<td>{e(_fmt(c['paper']))}</td><td>{e(_fmt(c['ours']))}</td>"
-                                     f"<td>{e(c['test'])}</td><td>{v}</td></tr>")
-                    parts.append("</table>")
+                    sections.append("<table><tr><th>claim</th><th>kind</th><th>statement</th><th>paper</th>"
+                                    "<th>provenance</th><th>ours</th><th>test</th><th>verdict</th><th>note</th></tr>")
+                    for raw in claims:
+                        c = Claim(**raw)
+                        kind = c.kind or "unclassified"
+                        sections.append(
+                            f"<tr><td>{e(c.id)}</td><td><span class='kind {e(kind)}'>{e(kind)}</span></td>"
+                            f"<td>{e(c.statement)}</td><td>{e(_fmt(c.paper))}</td><td>{e(c.provenance)}</td>"
+                            f"<td>{e(_fmt(c.ours))}</td><td>{e(c.test)}</td><td>{_verdict_html(c.verdict)}</td>"
+                            f"<td>{e(c.note)}</td></tr>")
+                    sections.append("</table>")
                 for fig in sorted((prof_dir / "figures").glob("*.png")):
-                    parts.append(f"<a href='{e(str(fig.relative_to(root)))[:-4]}.pdf'>"
-                                 f"<img src='{e(str(fig.relative_to(root)))}' title='{e(fig.stem)}'></a>")
-    parts.append("</body></html>")
-    page = "\n".join(parts)
-    n_hold, n_not = page.count("class=pass>holds"), page.count("does not hold")
-    summary = (f"{n_hold + n_not} claims: {n_hold} hold, {n_not} do not (each one a finding explained in its "
-               f"notebook). Paper numbers are the papers' own; ours come from the profile shown.")
-    return atomic_write_text(root / "index.html", page.replace("SUMMARY", e(summary), 1))
-
+                    cap = captions.get((nb_dir.name, fig.stem), "ours, beyond the paper's figures")
+                    src = e(str(fig.relative_to(root)))
+                    sections.append(f"<figure><a href='{src[:-4]}.pdf'><img src='{src}' alt='{e(fig.stem)}'></a>"
+                                    f"<figcaption><b>{e(fig.stem)}</b>: {e(cap)}</figcaption></figure>")
+    kinds = ("reproduction", "finding", "sanity", "unclassified")
+    verdicts = ("holds", "does not hold", "not run")
+    head = ["<table><tr><th>paper</th>" + "".join(f"<th>{k}: {v}</th>" for k in kinds[:3] for v in verdicts) + "</tr>"]
+    totals = {k: 0 for k in kinds}
+    reproduced = 0
+    for paper, counts in dashboard.items():
+        head.append(f"<tr><td><a href='#{e(paper)}'>{e(paper)}</a></td>"
+                    + "".join(f"<td>{counts.get((k, v), 0)}</td>" for k in kinds[:3] for v in verdicts) + "</tr>")
+        for (k, v), n in counts.items():
+            totals[k] += n
+            reproduced += n if (k, v) == ("reproduction", "holds") else 0
+    head.append("</table>")
+    summary = (f"{sum(totals.values())} claims: {totals['reproduction']} reproduction claims ({reproduced} hold at "
+               f"this scale), {totals['finding']} findings (beyond the paper or errata settled by computation), "
+               f"{totals['sanity']} sanity checks (invariants and algebra: shown, never counted as reproduced)"
+               + (f", {totals['unclassified']} without a kind" if totals["unclassified"] else "") + ". Paper numbers "
+               "are the papers' own, each with its provenance; ours come from the profile shown.")
+    runlog = ["<h2>Run log</h2><table><tr><th>notebook</th><th>profile</th><th>status</th><th>wall (s)</th>"
+              "<th>peak RSS (MB)</th><th>error</th></tr>"]
+    for r in log:
+        st = "<span class=holds>ok</span>" if r["ok"] else "<span class=doesnot>FAILED</span>"
+        runlog.append(f"<tr><td>{e(r['notebook'])}</td><td>{e(r['profile'])}</td><td>{st}</td><td>{r['wall_s']}</td>"
+                      f"<td>{r['peak_rss_mb']}</td><td>{e(r.get('error', ''))}</td></tr>")
+    runlog.append("</table>")
+    page = "\n".join([
+        f"<!doctype html><html><head><meta charset='utf-8'><title>snnlab results</title><style>{_CSS}</style>"
+        "</head><body><h1>snnlab: figures and claims</h1>",
+        f"<p>{e(summary)}</p><h2>Claims dashboard</h2>", *head, *runlog, *sections, "</body></html>"])
+    return atomic_write_text(root / "index.html", page)
