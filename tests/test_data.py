@@ -99,7 +99,7 @@ def write_shd(path: Path, samples, labels, keys=None):
 def test_registry_and_info():
     names = data.available()
     assert set(names) == {"digits", "mnist1d", "fashion_mnist", "cifar10", "cifar100", "svhn",
-                          "nmnist", "shd"}
+                          "nmnist", "shd", "dvs_gesture", "cifar10_dvs"}
     assert set(data.available(offline_only=True)) == {"digits", "mnist1d"}
     shd = data.info("shd")
     assert (shd.num_classes, shd.input_shape, shd.is_temporal, shd.offline) == (20, (100, 700), True, False)

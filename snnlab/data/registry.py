@@ -23,6 +23,8 @@ Two kinds of datasets
     <root>/fashion_mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
     <root>/nmnist/Train/<digit>/*.bin, Test/<digit>/*.bin
     <root>/shd/shd_train.h5, shd_test.h5
+    <root>/dvs_gesture/DvsGesture/trials_to_{train,test}.txt, <recording>.aedat, <recording>_labels.csv
+    <root>/cifar10_dvs/<class>/cifar10_<class>_<i>.aedat
 
 Loading never writes anything (no download, no cache). A missing or malformed dataset raises
 :class:`DatasetNotFoundError`, whose message names the expected paths, the official URL, the
@@ -33,7 +35,7 @@ IDX headers against payload sizes, HDF5 structure, label ranges) run on every lo
 Every loader returns an :class:`ArrayDataset` (a ``TensorDataset`` of ``x`` float32 and ``y``
 int64). Static images have ``x: [N, C, H, W]`` (or ``[N, 1, L]``); temporal datasets
 (``is_temporal=True``) already carry a time axis: ``nmnist`` ``[N, T, 2, 34, 34]`` and ``shd``
-``[N, T, 700]``. Batches from a DataLoader are ``[B, ...]``; networks in snnlab take
+``[N, T, 700]``, ``dvs_gesture`` and ``cifar10_dvs`` ``[N, T, 2, size, size]``. Batches from a DataLoader are ``[B, ...]``; networks in snnlab take
 time-major input ``[T, B, ...]``: use :func:`snnlab.core.encoding.encode` for static data and
 :func:`snnlab.core.encoding.to_time_major` for temporal data.
 
@@ -88,6 +90,10 @@ ENV_VAR = paths.DATA_ENV
 #  * Fashion-MNIST .gz files: torchvision.datasets.FashionMNIST.resources.
 #  * N-MNIST Train.zip / Test.zip: tonic.datasets.NMNIST and spikingjelly's NMNIST.resource_url_md5.
 #  * SHD shd_{train,test}.h5.zip: tonic.datasets.SHD and spikingjelly's SHD.resource_url_md5.
+#  * DVS128-Gesture DvsGesture.tar.gz and gesture_mapping.csv (IBM Box): spikingjelly's
+#    DVS128Gesture.resource_url_md5 (datasets/dvs128_gesture.py).
+#  * CIFAR10-DVS <class>.zip (figshare 4724671): spikingjelly's CIFAR10DVS.resource_url_md5
+#    (datasets/cifar10_dvs.py) and, identical, the SLTT official utils/cifar10_dvs.py `resource`.
 # ----------------------------------------------------------------------------------------------
 _MD5 = {
     "cifar10": {
@@ -122,7 +128,26 @@ _MD5 = {
         "shd_train.h5.zip": "f3252aeb598ac776c1b526422d90eecb",
         "shd_test.h5.zip": "1503a5064faa34311c398fb0a1ed0a6f",
     },
+    "dvs_gesture": {
+        "DvsGesture.tar.gz": "8a5c71fb11e24e5ca5b11866ca6c00a1",
+        "gesture_mapping.csv": "109b2ae64a0e1f3ef535b18ad7367fd1",
+    },
+    "cifar10_dvs": {
+        "airplane.zip": "0afd5c4bf9ae06af762a77b180354fdd",
+        "automobile.zip": "8438dfeba3bc970c94962d995b1b9bdd",
+        "bird.zip": "a9c207c91c55b9dc2002dc21c684d785",
+        "cat.zip": "52c63c677c2b15fa5146a8daf4d56687",
+        "deer.zip": "b6bf21f6c04d21ba4e23fc3e36c8a4a3",
+        "dog.zip": "f379ebdf6703d16e0a690782e62639c3",
+        "frog.zip": "cad6ed91214b1c7388a5f6ee56d08803",
+        "horse.zip": "e7cbbf77bec584ffbf913f00e682782a",
+        "ship.zip": "41c7bd7d6b251be82557c6cce9a7d5c9",
+        "truck.zip": "89f3922fd147d9aeff89e76a2b0b70a7",
+    },
 }
+
+_CIFAR10_DVS_ZIPS = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                     "ship", "truck")
 
 # Archives that may sit in the dataset folder (checked with verify=True when present).
 _ARCHIVES = {
@@ -130,6 +155,8 @@ _ARCHIVES = {
     "cifar100": {"train": ("cifar-100-binary.tar.gz",), "test": ("cifar-100-binary.tar.gz",)},
     "nmnist": {"train": ("Train.zip",), "test": ("Test.zip",)},
     "shd": {"train": ("shd_train.h5.zip",), "test": ("shd_test.h5.zip",)},
+    "dvs_gesture": {s: ("DvsGesture.tar.gz", "gesture_mapping.csv") for s in SPLITS},
+    "cifar10_dvs": {s: tuple(f"{c}.zip" for c in _CIFAR10_DVS_ZIPS) for s in SPLITS},
 }
 
 # Standard per-channel statistics of the training sets (pixels in [0, 1]).
@@ -363,6 +390,12 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
         turn).
       * ``shd``: ``T`` (100), ``duration`` (1.0 s), ``channels`` (700), ``binary``, ``verify``,
         ``max_samples`` (first N).
+      * ``dvs_gesture`` / ``cifar10_dvs``: ``frames`` (T; 20 / 10), ``split_by`` (``"number"``
+        = equal event counts, as the SLTT code; ``"time"`` = equal time windows), ``size``
+        (128; e.g. 48 = antialiased bilinear downsampling), ``binary``, ``verify``,
+        ``max_samples`` (gestures in recording order / CIFAR10-DVS classes in turn);
+        ``cifar10_dvs`` also ``train_fraction`` (0.9: per class, the first 90% of the files by
+        index train, the rest test, as the SLTT code; ``verify`` expects 9000/1000 then).
       * ``mnist1d``: ``num_samples`` (5000), ``seed`` (42).  ``digits``: none.
 
     ``verify=True`` additionally checks the official sample counts and md5 checksums (of the
