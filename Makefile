@@ -12,12 +12,13 @@ TORCH_INDEX_URL ?=
 PROFILE ?= quick
 JOBS ?= 1
 ONLY ?=
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.snnlab-installed
 
 # notebooks whose summary cells nbval compares with their committed output
 NBVAL_NOTEBOOKS := $(shell grep -l 'NBVAL_CHECK_OUTPUT' notebooks/*/*.ipynb 2>/dev/null)
 
-.PHONY: setup figures test lab clean-notebooks benchmarks native-toolchain
+.PHONY: setup figures test lab clean-notebooks benchmarks system-deps
 
 setup: $(STAMP)
 
@@ -32,23 +33,21 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 figures: $(STAMP)
 	$(PY) -m snnlab.suite.cli figures --profile $(PROFILE) --jobs $(JOBS) $(if $(ONLY),--only '$(ONLY)')
 
-test: $(STAMP) native-toolchain
+test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check snnlab tests benchmarks
 	$(VENV)/bin/lint-imports
-	SNNLAB_REQUIRE_NATIVE=1 $(PY) -m pytest snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
+	@# two workers (one per core); loadgroup keeps a notebook's nbval cells on one worker (tests/conftest.py);
+	@# both share one results root, so the cached trainings are trained once per session
+	d=$$(mktemp -d); SNNLAB_RESULTS=$$d/results SNNLAB_KERNEL_DIR=$$d/kernels SNNLAB_REQUIRE_NATIVE=1 \
+	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
 
-# The native kernels need a C compiler with OpenMP; as root (CI) install gcc when it is missing.
-native-toolchain:
+# System packages the tests need: a C compiler with OpenMP (native kernels) and Debian's chromium (browser
+# tests). As root (CI) they are installed with apt-get when missing; otherwise a missing compiler stops here
+# with the fix, and a missing chromium makes the browser tests skip with a message.
+system-deps:
 	@command -v $${CC:-gcc} >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && apt-get install -y -qq gcc >/dev/null); } || \
 	  { echo "make test: no C compiler (gcc). Install gcc (with OpenMP) or set CC; the native kernel tests need it." >&2; exit 1; }
-
-lab: $(STAMP)
-	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
-
-benchmarks: $(STAMP)
-	$(PY) benchmarks/condensed_linear.py
-	$(PY) benchmarks/sltt_memory_time.py
-
-clean-notebooks: $(STAMP)
-	$(PY) -m snnlab.suite.cli clean
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "make test: no chromium; the browser tests will skip (apt-get install chromium to run them)" >&2

@@ -68,6 +68,9 @@ def parameters(path: Path) -> dict[str, dict[str, Any]]:
     return papermill.inspect_notebook(str(path))
 
 
+inspect_parameters = parameters  # for functions whose argument is called ``parameters``
+
+
 # --- building and cleaning ------------------------------------------------------------------------
 
 
@@ -179,14 +182,22 @@ def run_one(
     results_dir: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> RunResult:
-    """Execute one notebook with papermill in a child process (kernel ``python3``)."""
+    """Execute one notebook with papermill in a child process (kernel ``python3``).
+
+    ``parameters`` must be parameters the notebook declares (``ValueError`` naming the unknown one
+    otherwise, before anything runs); ``INTERACTIVE`` is False unless given: the widget explorers are
+    for JupyterLab, batch runs save their default views instead."""
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is invalid; allowed values: {list(PROFILES)}")
     path = Path(path).resolve()
+    declared = inspect_parameters(path)
+    unknown = sorted(set(parameters or {}) - set(declared))
+    if unknown:
+        raise ValueError(f"parameter(s) {unknown} are not declared by {ident(path)}; allowed values: {sorted(declared)}")
     root = Path(results_dir) if results_dir else results_root()
     out = _executed_path(path, profile, root)
     out.parent.mkdir(parents=True, exist_ok=True)
-    params = {"profile": profile, **(parameters or {})}
+    params = {"profile": profile, **({"INTERACTIVE": False} if "INTERACTIVE" in declared else {}), **(parameters or {})}
     cmd = [sys.executable, "-m", "snnlab.suite.notebooks", str(path), str(out), json.dumps(params), str(cell_timeout)]
     child_env = {**os.environ, **(env or {}), "SNNLAB_RESULTS": str(root)}
     child_env.setdefault("MPLBACKEND", "Agg")
