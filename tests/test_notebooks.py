@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from snnlab.record import results
-from snnlab.suite import cli, figmap, notebooks, report, verdicts
+from snnlab.suite import cli, figmap, notebooks, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS = yaml.safe_load((ROOT / "tests" / "notebook_params.yaml").read_text()) or {}
