@@ -154,8 +154,16 @@ def test_two_concurrent_sweeps_on_one_folder_and_failures_are_reported(tmp_path)
     results = tmp_path / "results"
     grid = _grid(tmp_path, {"seeds": 2, "fixed": {"fail": False}, "grid": {"scale": [1.0, 2.0]}})
     more = _grid(tmp_path, {"seeds": 2, "zip": {"scale": [1.0, 2.0, 3.0], "fail": [False, False, True]}}, "more")
-    a, b = _cli(results, grid), _cli(results, more, "--max-retries", "1")
-    outs = [p.communicate(timeout=TIMEOUT)[0] for p in (a, b)]
+    # both sweeps use one Ray instance (--address), started here: two Ray start-ups at once on a loaded
+    # 2-core machine can miss Ray's own start-up deadlines
+    sweep._init_ray(None, 2, None)  # the sweep's local start-up (loopback, no dashboard, retried)
+    try:
+        address = ray.get_runtime_context().gcs_address
+        a = _cli(results, grid, "--address", address)
+        b = _cli(results, more, "--max-retries", "1", "--address", address)
+        outs = [p.communicate(timeout=TIMEOUT)[0] for p in (a, b)]
+    finally:
+        ray.shutdown()
     assert a.returncode == 0, outs[0][-3000:]
     assert b.returncode == 1, outs[1][-3000:]  # its failed runs are in the exit code
     folder = results / "_sweeps" / "sweepfix" / "01_tiny" / "quick"

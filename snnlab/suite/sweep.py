@@ -384,13 +384,13 @@ def _init_ray(address: str | None, num_cpus: int | None, num_gpus: int | None) -
               _node_ip_address="127.0.0.1")
     if num_gpus is not None:
         kw["num_gpus"] = num_gpus
-    for attempt in range(2):  # a loaded machine can miss Ray's start-up deadlines once
+    for attempt in range(3):  # a loaded machine can miss Ray's start-up deadlines (raylet/agents)
         try:
             ray.init(**kw)
             return
         except Exception:
             ray.shutdown()
-            if attempt:
+            if attempt == 2:
                 raise
 
 
