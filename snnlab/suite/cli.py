@@ -1,4 +1,5 @@
-"""Command line: ``snnlab figures``, ``snnlab list``, ``snnlab report``, ``snnlab clean [--cache]``.
+"""Command line: ``snnlab figures``, ``snnlab list``, ``snnlab report``, ``snnlab clean [--cache]``,
+``snnlab sweep NOTEBOOK --grid grid.yaml`` (Ray; see :mod:`snnlab.suite.sweep`).
 
 ``snnlab figures [--profile quick|paper] [--only GLOB] [--jobs N] [--cell-timeout S]`` executes the
 notebooks with papermill (one process each), logs wall time and peak memory per notebook and writes
@@ -16,7 +17,7 @@ import nbformat
 from ..paths import cache_root, results_root
 from ..record.params import PROFILES, list_papers
 from ..train import runs as cached_runs
-from . import figmap, notebooks, report, verdicts
+from . import figmap, notebooks, report, sweep, verdicts
 
 
 def _positive_int(name: str):
@@ -55,7 +56,45 @@ def _parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verdicts", help="compare the quick runs' claim verdicts with papers/*/expected_verdicts.yaml")
     v.add_argument("--write", action="store_true", help="pin the current verdicts (on purpose: a flip is a change)")
     v.add_argument("--only", default=None, help="paper id")
+    _sweep_parser(sub)
     return p
+
+
+def _sweep_parser(sub) -> None:
+    s = sub.add_parser("sweep", help="run a notebook over a grid of configurations x seeds on Ray; mean ± std page")
+    s.add_argument("notebook", help="path of the notebook, e.g. notebooks/lth/03_tickets.ipynb")
+    s.add_argument("--grid", required=True, help="grid YAML (see snnlab.suite.sweep), e.g. papers/lth/sweeps/*.yaml")
+    s.add_argument("--seeds", type=_positive_int("--seeds"), default=None, help="seeds 0..N-1 (default: the grid's)")
+    s.add_argument("--address", default=None, help="an existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+                   "(default: start a local Ray sized to this machine)")
+    s.add_argument("--gpus-per-run", type=float, default=0)
+    s.add_argument("--cpus-per-run", type=float, default=1)
+    s.add_argument("--max-retries", type=int, default=2, choices=range(0, 100), metavar="N",
+                   help="retries of a run whose worker died (Ray) or whose notebook failed (default 2)")
+    s.add_argument("--profile", default=None, choices=PROFILES, help="default: the grid's, else quick")
+    s.add_argument("--cell-timeout", type=_positive_int("--cell-timeout"), default=24 * 3600)
+    s.add_argument("--num-cpus", type=_positive_int("--num-cpus"), default=None,
+                   help="CPUs of the local Ray instance (default: all of this machine's)")
+    s.add_argument("--dry-run", action="store_true", help="validate, list the runs and their cost; start nothing")
+
+
+def _sweep(args) -> int:
+    try:
+        grid = sweep.load_grid(args.grid, args.notebook, seeds=args.seeds, profile=args.profile)
+    except ValueError as e:
+        print(f"snnlab sweep: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        runs = sweep.plan(args.notebook, grid)
+        table, total = sweep.cost(runs)
+        table["finished"] = [sweep.is_complete(r.dir, r.key) for r in runs]
+        print(table.to_string(index=False))
+        print(f"{len(grid.configs)} configurations x {len(grid.seeds)} seeds ({grid.profile}); cost: {total}")
+        return 0
+    res = sweep.run_sweep(args.notebook, grid, address=args.address, cpus_per_run=args.cpus_per_run,
+                          gpus_per_run=args.gpus_per_run, max_retries=args.max_retries,
+                          cell_timeout=args.cell_timeout, num_cpus=args.num_cpus)
+    return res.exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,6 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 nbformat.write(notebooks.clean(nb), str(p))
             print(f"{'refreshed' if args.refresh else 'cleaned'} {p}")
         return 0
+    if args.cmd == "sweep":
+        return _sweep(args)
     if args.cmd == "verdicts":
         papers = [args.only] if args.only else list_papers()
         diffs = []
