@@ -20,6 +20,7 @@ from .registry import (
     info,
     load,
     loaders,
+    present,
     tensors,
 )
 
@@ -34,6 +35,7 @@ __all__ = [
     "info",
     "load",
     "loaders",
+    "present",
     "tensors",
     "read_nmnist_events",
     "nmnist_frames",

@@ -72,6 +72,7 @@ __all__ = [
     "info",
     "load",
     "loaders",
+    "present",
     "tensors",
     "batches",
 ]
@@ -413,6 +414,23 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
         x, y, classes = _load_on_disk(entry, split, data_root(root), opts)
     return ArrayDataset(x, y, name=name, split=split, num_classes=entry.info.num_classes,
                         is_temporal=entry.info.is_temporal, classes=classes)
+
+
+def present(name: str, root: str | os.PathLike | None = None) -> dict[str, str | None]:
+    """Whether each split of ``name`` is on disk: ``{split: None}`` when its files are found, else
+    ``{split: what is missing}`` (offline datasets are always present). Reads no data."""
+    entry = _check_name(name)
+    if entry.info.offline:
+        return {s: None for s in SPLITS}
+    folder = data_root(root) / entry.folder
+    out: dict[str, str | None] = {}
+    for split in SPLITS:
+        try:
+            entry.locate(folder, split)
+            out[split] = None
+        except (_Corrupt, OSError) as exc:
+            out[split] = f"missing {exc}"
+    return out
 
 
 def loaders(name: str, batch_size: int, root: str | os.PathLike | None = None, seed: int = 0,

@@ -26,6 +26,7 @@ import ast
 import copy
 import json
 from functools import lru_cache
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Iterable
 
@@ -35,7 +36,7 @@ from .. import checks, data, set_threads
 from ..core import models
 from ..paths import REPO_ROOT
 
-__all__ = ["PAPERS_DIR", "PROFILES", "VALIDATORS", "load", "list_papers", "notebook_parameters", "resolve", "Params", "validate"]
+__all__ = ["PAPERS_DIR", "PROFILES", "VALIDATORS", "load", "list_papers", "notebook_parameters", "notebook_defaults", "cell_defaults", "resolve", "Params", "validate"]
 
 PAPERS_DIR = REPO_ROOT / "papers"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -113,25 +114,44 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
-def notebook_parameters(paper: str, notebook: str) -> list[str] | None:
-    """Names assigned in the ``parameters`` cell of ``notebooks/<paper>/<notebook>.ipynb``; None when
-    the package runs without its notebooks folder (an installed wheel). ``ValueError`` for an
-    unknown notebook, listing the paper's notebooks."""
-    folder = NOTEBOOKS_DIR / paper
+def notebook_defaults(paper: str, notebook: str) -> dict[str, Any] | None:
+    """``{name: default}`` of the ``parameters`` cell of ``notebooks/<paper>/<notebook>.ipynb``
+    (literal values, read with ``ast``; papermill's own parser skips lines with comments after lists);
+    None when the package runs without its notebooks folder (an installed wheel). ``ValueError``
+    for an unknown notebook, listing the paper's notebooks."""
     if not NOTEBOOKS_DIR.is_dir():
         return None
+    folder = NOTEBOOKS_DIR / paper
     path = folder / f"{notebook}.ipynb"
     if not path.is_file():
         known = sorted(p.stem for p in folder.glob("*.ipynb"))
         checks.fail("notebook", notebook, f"{known} (notebooks/{paper}/*.ipynb)")
-    nb = json.loads(path.read_text())
+    return cell_defaults(path)
+
+
+def cell_defaults(path) -> dict[str, Any]:
+    """``{name: literal default}`` assigned in the cell tagged ``parameters`` of the notebook at ``path``."""
+    nb = json.loads(Path(path).read_text())
     for cell in nb.get("cells", []):
         if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            tree = ast.parse("".join(cell["source"]))
-            return [t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                    for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-                    if isinstance(t, ast.Name)]
+            out = {}
+            for node in ast.parse("".join(cell["source"])).body:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+                    if isinstance(node, ast.AnnAssign) else []
+                for t in targets:
+                    if isinstance(t, ast.Name):
+                        try:
+                            out[t.id] = ast.literal_eval(node.value)
+                        except ValueError:
+                            out[t.id] = ast.unparse(node.value)
+            return out
     raise ValueError(f"{path} has no cell tagged 'parameters'")
+
+
+def notebook_parameters(paper: str, notebook: str) -> list[str] | None:
+    """Names assigned in the notebook's ``parameters`` cell (see :func:`notebook_defaults`)."""
+    d = notebook_defaults(paper, notebook)
+    return None if d is None else list(d)
 
 
 def validate(params: dict, choices: dict[str, Iterable[Any]] | None = None) -> None:

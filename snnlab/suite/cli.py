@@ -17,7 +17,7 @@ import nbformat
 from ..paths import cache_root, results_root
 from ..record.params import PROFILES, list_papers
 from ..train import runs as cached_runs
-from . import figmap, notebooks, report, sweep, verdicts
+from . import dryrun, figmap, notebooks, report, sweep, verdicts
 
 
 def _positive_int(name: str):
@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--only", default=None, help="glob on paper/notebook, e.g. 'srigl/*' or '*variance*'")
     f.add_argument("--jobs", type=_positive_int("--jobs"), default=1)
     f.add_argument("--cell-timeout", type=_positive_int("--cell-timeout"), default=1800)
+    f.add_argument("--dry-run", action="store_true",
+                   help="validate every notebook's parameters for the profile, report the datasets each needs "
+                        "and whether they are under the data root, estimate the cost; train nothing")
     ls = sub.add_parser("list", help="list notebooks and their parameters")
     ls.add_argument("--only", default=None)
     ls.add_argument("--figures", action="store_true",
@@ -104,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not paths:
             print(f"no notebook matches --only={args.only!r}; see `snnlab list`", file=sys.stderr)
             return 2
+        if args.dry_run:
+            records = dryrun.plan(paths, args.profile)
+            print(dryrun.format_plan(records))
+            return 0 if all(r["ok"] for r in records) else 1
         print(f"running {len(paths)} notebook(s), profile={args.profile}, jobs={args.jobs}")
         runs = notebooks.run_many(paths, args.profile, args.jobs, args.cell_timeout)
         page = report.write_report(runs)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import os
@@ -26,7 +27,7 @@ import nbformat
 import papermill
 
 from ..paths import REPO_ROOT, results_root
-from ..record.params import PROFILES
+from ..record.params import PROFILES, cell_defaults
 
 __all__ = [
     "NOTEBOOKS_DIR",
@@ -64,11 +65,27 @@ def ident(path: Path) -> str:
 
 
 def parameters(path: Path) -> dict[str, dict[str, Any]]:
-    """The parameters cell as papermill reads it: name -> {default, inferred_type_name, help}."""
-    return papermill.inspect_notebook(str(path))
+    """The parameters cell: ``name -> {"default": source text, "value": literal value, "help": comment}``.
 
+    Parsed with ``ast`` (papermill's own inspector skips lines whose value is a list followed by a
+    comment, so it would miss parameters)."""
+    values = cell_defaults(path)
+    nb = json.loads(Path(path).read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    src = "".join(cell["source"])
+    lines = src.splitlines()
+    out = {}
+    for node in ast.parse(src).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            line = lines[node.end_lineno - 1]
+            comment = line.split("#", 1)[1].strip() if "#" in line[node.value.end_col_offset:] else ""
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    out[t.id] = {"default": ast.get_source_segment(src, node.value), "value": values.get(t.id),
+                                 "help": comment}
+    return out
 
-inspect_parameters = parameters  # for functions whose argument is called ``parameters``
 
 
 # --- building and cleaning ------------------------------------------------------------------------
@@ -190,7 +207,7 @@ def run_one(
     if profile not in PROFILES:
         raise ValueError(f"profile={profile!r} is invalid; allowed values: {list(PROFILES)}")
     path = Path(path).resolve()
-    declared = inspect_parameters(path)
+    declared = cell_defaults(path)
     unknown = sorted(set(parameters or {}) - set(declared))
     if unknown:
         raise ValueError(f"parameter(s) {unknown} are not declared by {ident(path)}; allowed values: {sorted(declared)}")

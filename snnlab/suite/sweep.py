@@ -93,7 +93,7 @@ def _declared(path: Path) -> list[str]:
         names = record_params.notebook_parameters(path.parent.name, path.stem)
         if names is not None:
             return names
-    return list(notebooks.parameters(path))
+    return list(record_params.cell_defaults(path))
 
 
 def _seeds(value: Any) -> list[int]:
@@ -327,14 +327,7 @@ def execute_run(run: Run, cell_timeout: int = 1800, threads: int = 1) -> dict:
 
 def effective(run: Run) -> dict:
     """The parameters the notebook will run with: its defaults, the paper profile, then ours."""
-    defaults = {k: v.get("default") for k, v in notebooks.parameters(Path(run.notebook)).items()}
-    parsed = {}
-    for k, v in defaults.items():
-        try:
-            parsed[k] = yaml.safe_load(v) if isinstance(v, str) else v
-        except yaml.YAMLError:
-            parsed[k] = v
-    return {**parsed, **_paper_overlay(Path(run.notebook), run.profile), **run.params}
+    return {**record_params.cell_defaults(Path(run.notebook)), **_paper_overlay(Path(run.notebook), run.profile), **run.params}
 
 
 def cost(runs: list[Run]) -> tuple[pd.DataFrame, str]:
