@@ -38,15 +38,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from snnlab.paths import atomic_write_json  # noqa: E402
 from snnlab.studies.srigl import bench as cb  # noqa: E402
 
 # the measurement code lives in snnlab.condensed_bench (shared with notebooks/srigl/04); re-exported
@@ -73,19 +72,6 @@ def run(args) -> dict:
     )
 
 
-def write_json_atomic(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="90%% sparsity, batch 1 and 64, 1 thread, few repeats")
@@ -103,7 +89,7 @@ def main(argv=None) -> int:
     out = args.out or ROOT / "benchmarks" / "results" / (
         "condensed_linear_cpu_quick.json" if args.quick else "condensed_linear_cpu.json")
     result = run(args)
-    write_json_atomic(result, out)
+    atomic_write_json(out, result)
     print(json.dumps(result["targets"], indent=1))
     print(f"wrote {out}")
     return 0
