@@ -482,10 +482,12 @@ def _row(method: str, level: int, res: Mapping[str, Any], search_s: float, final
 
 
 def imp_tickets(setup: Setup, levels: int, p: float, rewind_epoch: int, et_cfg: dict | None = None,
-                scope: str = "global", rewind: str = "late", cache: bool = True) -> tuple[list[Ticket], list[dict]]:
+                scope: str = "global", rewind: str = "late", cache: bool = True, only_last: bool = False
+                ) -> tuple[list[Ticket], list[dict]]:
     """IMP (``et_cfg`` None) or IMP+ET tickets at levels 1..``levels``: for IMP the level's own
     training is the final ticket; for IMP+ET the mask of level k (searched at T_early) is trained
-    at T from the same rewind point. Returns the rows and the search's levels."""
+    at T from the same rewind point (``only_last``: only the last level's ticket). Returns the rows
+    and the search's levels."""
     lv = imp_search(setup, levels if et_cfg is None else levels - 1, p, scope, rewind_epoch, rewind, et_cfg,
                     cache=cache)
     st = search_times(lv)
@@ -496,7 +498,7 @@ def imp_tickets(setup: Setup, levels: int, p: float, rewind_epoch: int, et_cfg: 
         return rows, lv
     r_epoch = 0 if rewind == "init" else rewind_epoch
     model = setup.build(True)
-    for k in range(1, levels + 1):
+    for k in range(levels if only_last else 1, levels + 1):
         model.load_state_dict(lv[k - 1]["final_state"])
         masks = prune.prune_level(model, lv[k - 1]["masks"], p, scope)
         tk = train_ticket(setup, masks, lv[0]["states"][r_epoch], r_epoch, label=f"IMP+ET ticket {k}", cache=cache)
