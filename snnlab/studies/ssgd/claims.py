@@ -130,10 +130,14 @@ def erratum_e4_regularisers(res: dict) -> Claim:
 
 def erratum_e4_cross_entropy(acc_printed: float, acc_meaningful: float, n_classes: int) -> Claim:
     chance = 1.0 / n_classes
-    return Claim("erratum_e4_cross_entropy", "E.4's cross-entropy without its minus sign trains the network to be wrong",
+    m = thresholds()["errata"]["chance_margin"]
+    return Claim("erratum_e4_cross_entropy", "E.4's loss as printed (cross-entropy without its minus) does not learn the task",
                  ours={"test acc printed": acc_printed, "test acc meaningful": acc_meaningful, "chance": chance},
                  kind="finding", paper="L_cross = (1/B) sum y log p", provenance="supplement E.4",
-                 test="printed-sign accuracy < chance < meaningful accuracy", passed=acc_printed < chance < acc_meaningful)
+                 test=f"printed-sign accuracy <= chance + {m} < meaningful accuracy",
+                 passed=acc_printed <= chance + m < acc_meaningful,
+                 note="All three printed signs together: maximising the cross-entropy and rewarding silence (printed L_low) "
+                      "leaves the network at chance rather than systematically wrong.")
 
 
 def erratum_e3_init(stats: dict, acc: Mapping[str, float]) -> Claim:
@@ -157,22 +161,24 @@ def erratum_e3_init(stats: dict, acc: Mapping[str, float]) -> Claim:
 
 def speedup_grows_as_activity_falls(points: Sequence[dict]) -> Claim:
     ref = reference()["official_results"]
-    rhos = [p["rho_measured"] for p in points]
+    th = thresholds()["speed"]
+    pts = sorted(points, key=lambda p: p["rho_measured"])
+    rhos = [p["rho_measured"] for p in pts]
     ours, ok = {"rho": rhos}, True
     for base in ("dense", "spikingjelly"):
-        sp = [p["ratios"][f"backward_speedup_vs_{base}"] for p in points]
-        r = float(spearmanr(rhos, sp)[0])
+        sp = [p["ratios"][f"backward_speedup_vs_{base}"] for p in pts]
         ours[f"speedup vs {base}"] = sp
-        ours[f"spearman vs {base}"] = r
-        ok &= r <= thresholds()["speed"]["spearman_max"]
+        ours[f"spearman vs {base}"] = float(spearmanr(rhos, sp)[0])
+        ok &= sp[0] >= th["endpoint_ratio_min"] * sp[-1] and ours[f"spearman vs {base}"] < 0
     return Claim("speedup_grows_as_activity_falls", "backward speedup grows as activity falls", ours=ours,
                  kind="reproduction", paper={"layer-2 backward speedup (GPU, N=200)": {k: v[0] for k, v in
                                                                                      ref["layer2_backward_speedup_gpu"].items()},
                                              "b_th sweep speedup": ref["b_th_sweep_shd_n400"]["speedup"]},
                  provenance=OFFICIAL,
-                 test=f"Spearman(rho, speedup) <= {thresholds()['speed']['spearman_max']} against both the dense loop "
-                      "and spikingjelly, over the whole rho grid",
-                 passed=ok)
+                 test=f"against both the dense loop and spikingjelly: speedup at the lowest rho >= "
+                      f"{th['endpoint_ratio_min']} x speedup at the highest, and Spearman(rho, speedup) < 0",
+                 passed=ok, note="CPU, one thread, shared machine: single points are noisy at these small sizes (fixed "
+                 "per-call overheads); the test compares the ends of the grid.")
 
 
 def sparse_saves_memory(points: Sequence[dict]) -> Claim:
@@ -202,15 +208,17 @@ def cpu_targets(bench: dict | None) -> Claim:
 
 def bth_speed(rows: Sequence[dict]) -> Claim:
     ref = reference()["official_results"]["b_th_sweep_shd_n400"]
+    th = thresholds()["speed"]
+    rows = sorted(rows, key=lambda r: r["b_th"])
     b = [r["b_th"] for r in rows]
     t = [r["bwd_s"] for r in rows]
-    r = float(spearmanr(b, t)[0])
-    return Claim("bth_speed", "a narrower band B_th makes the backward faster", ours={"b_th": b, "backward s/epoch": t,
-                 "test acc": [r_["acc"] for r_ in rows], "spearman(b_th, time)": r}, kind="reproduction",
+    return Claim("bth_speed", "a narrower band B_th makes the backward faster", ours={"b_th": b, "backward s": t,
+                 "test acc": [r_["acc"] for r_ in rows], "dense test acc": rows[0]["dense_acc"],
+                 "dense backward s": rows[0]["dense_bwd_s"]}, kind="reproduction",
                  paper={k: ref[k] for k in ("b_th", "speedup", "accuracy_sparse", "accuracy_dense")},
                  provenance=ref["provenance"] + " (unverified transcription)",
-                 test=f"Spearman(b_th, backward time) >= {thresholds()['speed']['bth_spearman_min']}",
-                 passed=r >= thresholds()["speed"]["bth_spearman_min"],
+                 test=f"backward time at the narrowest band <= {th['bth_time_ratio_max']} x at the widest",
+                 passed=t[0] <= th["bth_time_ratio_max"] * t[-1],
                  note="Accuracy is shown, not tested: the quick sweep trains a few epochs on a subset.")
 
 

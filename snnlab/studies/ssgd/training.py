@@ -96,7 +96,8 @@ class Spec:
         checks.choice("signs", self.signs, SIGNS)
         checks.choice("logits", self.logits, ["max", "sum"])
         checks.choice("dense_surrogate", self.dense_surrogate, ["full", "band"])
-        checks.int_list("hidden", list(self.hidden), 1)
+        if self.hidden or not self.conv_channels:  # a conv network may go straight to the readout (E.3)
+            checks.int_list("hidden", list(self.hidden), 1)
         for name in ("T", "epochs", "batch_size"):
             checks.int_at_least(name, getattr(self, name), 1)
         checks.int_at_least("conv_channels", self.conv_channels, 0)
