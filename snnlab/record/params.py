@@ -78,6 +78,13 @@ def _dataset(name: str, v: Any) -> None:
     checks.choice(name, v, data.available())
 
 
+def _datasets(name: str, v: Any) -> None:
+    if not isinstance(v, (list, tuple)) or not v:
+        checks.fail(name, v, f"a non-empty list of dataset names from {data.available()}")
+    for x in v:
+        checks.choice(f"{name} entry", x, data.available())
+
+
 #: validators applied to any parameter of these names, in every notebook (snnlab.checks callables)
 VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "profile": checks.choice_check(PROFILES),
@@ -111,6 +118,17 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "n_seeds": checks.int_at_least_check(1),
     "n_analysis": checks.int_at_least_check(1),
     "d_ops": checks.int_at_least_check(1),
+    # ssgd
+    "datasets": _datasets,
+    "dt": checks.positive,
+    "b_th": checks.positive,
+    "b_ths": checks.numbers_above_check(0),
+    "rhos": checks.fractions,
+    "hidden_sizes": checks.int_list_check(1),
+    "reg_steps": checks.int_at_least_check(1),
+    "max_train": checks.int_at_least_check(1),
+    "conv_channels": checks.int_at_least_check(1),
+    "deep_hidden": checks.int_list_check(1),
 }
 
 

@@ -24,8 +24,10 @@ tensors saved for backward during the forward, the weight included for every met
 
 from __future__ import annotations
 
+import json
 import math
 import time
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import torch
@@ -33,9 +35,11 @@ from spikingjelly.activation_based import layer, neuron, surrogate
 
 from ... import checks
 from ...grad import sparse_backward as sb
+from ...paths import REPO_ROOT
 from ...record import bench
+from . import training as tr
 
-__all__ = ["make_case", "calibrate_scale", "measure", "run", "sweep_hidden", "TARGETS", "METHODS"]
+__all__ = ["load_committed", "bth_sweep", "make_case", "calibrate_scale", "measure", "run", "sweep_hidden", "TARGETS", "METHODS"]
 
 METHODS = ("sparse", "sparse_full_dx", "dense", "spikingjelly")
 
@@ -64,11 +68,11 @@ def make_case(T: int, B: int, n_in: int, n_out: int, rho_in: float, scale: float
 
 
 def calibrate_scale(T: int, n_in: int, n_out: int, rho_in: float, rho_target: float, alpha: float,
-                    b_th: float = 0.2, seed: int = 0, B: int = 32) -> tuple[float, float]:
+                    b_th: float = 0.2, seed: int = 0, B: int = 32, n_grid: int = 90) -> tuple[float, float]:
     """Weight scale whose layer active fraction is closest to ``rho_target`` (log grid on a small
     batch): ``(scale, measured rho)``."""
     best = (1.0, math.inf, 0.0)
-    for scale in torch.logspace(-1, 2, 90).tolist():
+    for scale in torch.logspace(-1, 2, n_grid).tolist():
         x, _, w = make_case(T, B, n_in, n_out, rho_in, scale, seed)
         with torch.no_grad():
             _, v, _ = sb.forward_reference(x, w, alpha, 1.0, b_th, 100.0)
@@ -118,7 +122,8 @@ def _methods(x, active, w, alpha, b_th, beta) -> dict[str, Callable[[], tuple]]:
 
 def measure(T: int = 100, B: int = 256, n_in: int = 200, n_out: int = 200, rho: float = 0.02,
             b_th: float = 0.2, beta: float = 100.0, alpha: float | None = None, repeats: int = 5,
-            warmup: int = 1, seed: int = 0, methods: Sequence[str] = METHODS, scale: float | None = None) -> dict:
+            warmup: int = 1, seed: int = 0, methods: Sequence[str] = METHODS, scale: float | None = None,
+            n_grid: int = 90) -> dict:
     """One grid point: forward / backward medians (s), held-for-backward bytes of every method and the
     ratios against ``dense`` and ``spikingjelly``. ``rho`` is the target active fraction of both the
     input (previous layer) and this layer."""
@@ -130,7 +135,7 @@ def measure(T: int = 100, B: int = 256, n_in: int = 200, n_out: int = 200, rho: 
         checks.choice("methods entry", m, METHODS)
     alpha = alpha_of() if alpha is None else alpha
     if scale is None:
-        scale, _ = calibrate_scale(T, n_in, n_out, rho, rho, alpha, b_th, seed)
+        scale, _ = calibrate_scale(T, n_in, n_out, rho, rho, alpha, b_th, seed, B=min(B, 32), n_grid=n_grid)
     x, active, w = make_case(T, B, n_in, n_out, rho, scale, seed)
     fns = _methods(x, active, w, alpha, b_th, beta)
     grad = torch.randn(T, B, n_out, generator=torch.Generator().manual_seed(seed + 1))
@@ -208,3 +213,24 @@ def sweep_hidden(sizes: Sequence[int] = (100, 200, 400, 600, 800, 1000), rho: fl
     """:func:`measure` over hidden sizes (``n_in = n_out = N``, the paper's layer 2, Figs. 12, 14, 16, 18)."""
     checks.int_list("sizes", list(sizes), 1)
     return [measure(n_in=n, n_out=n, rho=rho, **kw) for n in sizes]
+
+
+def load_committed(name: str = "ssgd_speed_memory_cpu") -> dict | None:
+    """The committed benchmark ``benchmarks/results/<name>.json`` (None when absent)."""
+    path = REPO_ROOT / "benchmarks" / "results" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def bth_sweep(spec: "tr.Spec", b_ths: Sequence[float], progress: bool = True) -> list[dict]:
+    """Train ``spec`` sparse at each band and once dense (full surrogate): per band the backward seconds
+    of the whole run, the final test accuracy and the mean active fraction (the speed/accuracy trade-off
+    of the official SHD sweep)."""
+    data = tr.load_data(spec)
+    dense = tr.train(replace(spec, backward="dense"), data, progress=progress)["history"]
+    rows = []
+    for b in b_ths:
+        h = tr.train(replace(spec, backward="sparse", b_th=float(b)), data, progress=progress)["history"]
+        rows.append({"b_th": float(b), "bwd_s": sum(h["bwd_s"]), "fwd_s": sum(h["fwd_s"]), "acc": h["test_acc"][-1],
+                     "rho": [sum(r[i] for r in h["train_rho"]) / len(h["train_rho"]) for i in range(len(h["train_rho"][0]))],
+                     "dense_acc": dense["test_acc"][-1], "dense_bwd_s": sum(dense["bwd_s"])})
+    return rows
