@@ -26,7 +26,7 @@ NOTEBOOKS = [
     "basics/01_lif_and_surrogates",
     "srigl/01_output_norm_variance",
     "sltt/01_gradient_components",
-    "ssgd/01_sparse_gradient",
+    "ssgd/04_inputs",
     "lth/01_early_time_divergence",
 ]
 
