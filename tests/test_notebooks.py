@@ -62,7 +62,7 @@ def test_bad_parameter_stops_before_work(tmp_path):
 def test_report_lists_figures_and_claims(tmp_path):
 
     rec = results.Recorder("demo", "01_demo", root=tmp_path)
-    rec.claim("c1", "a statement", ours=1.0, paper=2.0, passed=False, test="ours == paper")
+    rec.claim("c1", "a statement", ours=1.0, paper=2.0, passed=False, test="ours == paper", kind="reproduction")
     plt.switch_backend("Agg")
     fig, _ = plt.subplots()
     rec.savefig(fig, "fig1")
