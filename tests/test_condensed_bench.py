@@ -237,13 +237,24 @@ def test_text_summaries():
     assert ct["median_us"].iloc[0] == pytest.approx(2.0)
 
 
-def test_committed_json_is_consistent():
+def test_committed_json_headline_from_its_raw_measurements():
+    """The stored batch-1 ratios at 90% sparsity, recomputed by hand from the raw medians (not through
+    targets()), every (threads, sparsity, batch) cell measured for every method, and the machine named."""
     res = cb.load_committed()
-    # its targets are what targets() computes from its own measurements
-    again = cb.targets(res)
-    for t, row in res["targets"]["per_threads"].items():
-        for key in ("dense_over_condensed", "csr_over_condensed", "csr_mv_over_condensed"):
-            assert again["per_threads"][t][key] == row[key]
+    raw = {(m["threads"], m["sparsity"], m["batch"], m["method"]): m["median_s"] for m in res["measurements"]}
+    cfg = res["config"]
+    methods = {m for (_, _, _, m) in raw}
+    assert {"dense", "csr", "csr_mv", "structured", "condensed"} <= methods
+    for t in cfg["threads"]:
+        for s in cfg["sparsities"]:
+            for b in cfg["batches"]:
+                assert all((t, s, b, m) in raw for m in ("dense", "csr", "structured", "condensed")), (t, s, b)
+        row = res["targets"]["per_threads"][str(t)]
+        for m in ("dense", "csr", "csr_mv"):
+            assert row[f"{m}_over_condensed"] == pytest.approx(raw[(t, 0.9, 1, m)] / raw[(t, 0.9, 1, "condensed")],
+                                                               abs=0.006)
+        assert row["dense_us"] == pytest.approx(1e6 * raw[(t, 0.9, 1, "dense")], abs=0.06)
+    assert res["machine"]["cpu"] and res["machine"]["cores"] and res["machine"]["time"]
 
 
 # ----------------------------------------------------------------------------------------------

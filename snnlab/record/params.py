@@ -36,7 +36,8 @@ from .. import checks, data, set_threads
 from ..core import models
 from ..paths import REPO_ROOT
 
-__all__ = ["PAPERS_DIR", "PROFILES", "VALIDATORS", "load", "list_papers", "notebook_parameters", "notebook_defaults", "cell_defaults", "resolve", "Params", "validate"]
+__all__ = ["PAPERS_DIR", "PROFILES", "VALIDATORS", "load", "claim_spec", "list_papers", "notebook_parameters",
+           "notebook_defaults", "cell_defaults", "resolve", "Params", "validate"]
 
 PAPERS_DIR = REPO_ROOT / "papers"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -62,6 +63,16 @@ def _load_cached(paper: str) -> dict:
 def load(paper: str) -> dict:
     """The parsed ``paper.yaml`` of ``paper`` (a fresh deep copy, safe to modify)."""
     return copy.deepcopy(_load_cached(paper))
+
+
+def claim_spec(paper: str, claim_id: str) -> dict:
+    """The ``claims.<claim_id>`` entry of ``papers/<paper>/paper.yaml``: the claim's thresholds beside
+    the paper's number (``paper``) and where it comes from (``provenance``). ``ValueError`` naming the
+    known claim ids when the entry is missing."""
+    specs = load(paper).get("claims") or {}
+    if claim_id not in specs:
+        checks.fail("claim id", claim_id, f"{sorted(specs)} (papers/{paper}/paper.yaml, section claims)")
+    return dict(specs[claim_id] or {})
 
 
 class Params(SimpleNamespace):

@@ -8,10 +8,13 @@ directory and renamed into place, so an interrupted run never leaves a half-writ
 A *claim* compares one statement of a paper with our number::
 
     rec = Recorder("srigl", "01_output_norm_variance", profile="quick", params=params)
-    rec.claim("fan_in_lowest", "constant fan-in has the lowest output-norm variance",
-              ours=ratio, paper=None, passed=ratio < 1, test="Var_fan_in / Var_bernoulli < 1")
+    rec.claim("fan_in_lowest", "constant fan-in has the lowest output-norm variance", ours=ratio,
+              kind="sanity", paper=None, passed=ratio < 1, test="Var_fan_in / Var_bernoulli < 1")
 
-A claim that fails is a finding, not an error: it is recorded and shown beside the paper's number.
+A study's ``claims.py`` builds the records (thresholds from ``papers/<paper>/paper.yaml``) and the
+notebook adds them: ``rec.add(claims.fan_in_lowest(curves))``. Every claim has a ``kind`` (see
+:data:`KINDS`); a claim without one is refused. A claim that fails is a finding, not an error: it
+is recorded and shown beside the paper's number.
 """
 
 from __future__ import annotations
@@ -70,7 +73,10 @@ class Claim:
     note: str = ""
 
     def __post_init__(self) -> None:
-        if self.kind is not None and self.kind not in KINDS:
+        if self.kind is None:
+            raise ValueError(f"claim {self.id!r}: kind is missing; allowed values: {list(KINDS)} (reproduction: "
+                             "ours against the paper's; finding: beyond the paper; sanity: an invariant or algebra)")
+        if self.kind not in KINDS:
             raise ValueError(f"claim {self.id!r}: kind={self.kind!r} is invalid; allowed values: {list(KINDS)}")
         if self.passed is not None:
             self.passed = bool(self.passed)
@@ -135,7 +141,8 @@ class Recorder:
         kind: str | None = None,
         provenance: str = "",
     ) -> Claim:
-        """Record a claim (replacing an earlier one with the same id) and rewrite claims.json."""
+        """Record a claim (replacing an earlier one with the same id) and rewrite claims.json.
+        ``kind`` is required (one of :data:`KINDS`); ``ValueError`` without it."""
         return self.add(Claim(id=id, statement=statement, ours=ours, kind=kind, paper=paper, provenance=provenance,
                               test=test, passed=passed, note=note))[0]
 
