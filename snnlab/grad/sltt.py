@@ -28,6 +28,8 @@ Public API
 ----------
 Training steps (the ``step_fn`` contract of :func:`snnlab.train.fit`):
     :func:`sltt_step`, :class:`SLTTStep` / :func:`make_sltt_step`, :func:`sample_bp_steps`.
+The paper's BPTT baseline (official ``train_BPTT.py``): :func:`bptt_paper_step`; the fused
+multi-step BPTT (:func:`snnlab.train.bptt_step`) is kept as the second, stronger baseline.
 Gradients without side effects (``.grad`` and BN buffers restored):
     :func:`sltt_gradient`, :func:`bptt_gradient`, :func:`bptt_sltt_cosine`.
 Independent reference (explicit per-layer LIF recursion on plain layers):
@@ -65,8 +67,10 @@ from .bptt import bptt_step
 __all__ = [
     "sample_bp_steps",
     "sltt_step",
+    "bptt_paper_step",
     "SLTTStep",
     "make_sltt_step",
+    "step_function",
     "sltt_gradient",
     "bptt_gradient",
     "bptt_sltt_cosine",
@@ -79,9 +83,13 @@ __all__ = [
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-#: training methods understood by :func:`op_count_formula`, :func:`count_backward_ops` and
-#: :func:`measure_memory_time`
-METHODS = ("bptt", "sltt", "sltt_k")
+#: training methods understood by :func:`resolve_method` and
+#: :func:`snnlab.studies.sltt.analysis.measure_memory_time`: ``"bptt"`` the fused multi-step BPTT
+#: (:func:`snnlab.train.bptt_step`), ``"bptt_paper"`` the official code's per-step-loop BPTT
+#: (:func:`bptt_paper_step`), ``"sltt"``, ``"sltt_k"``
+METHODS = ("bptt", "bptt_paper", "sltt", "sltt_k")
+#: the methods that back-propagate through time (no K)
+BPTT_METHODS = ("bptt", "bptt_paper")
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -128,9 +136,9 @@ def resolve_method(method: str, T: int, K: int | None) -> tuple[str, int | None]
         raise ValueError(f"method={method!r} is unknown; allowed values: {list(METHODS)}")
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ValueError(f"T={T!r} is invalid; allowed values: integers >= 1")
-    if method == "bptt":
+    if method in BPTT_METHODS:
         if K is not None:
-            raise ValueError(f"K={K!r} is only meaningful for SLTT-K; use K=None with method='bptt'")
+            raise ValueError(f"K={K!r} is only meaningful for SLTT-K; use K=None with method={method!r}")
         return method, None
     if method == "sltt_k" and K is None:
         raise ValueError("K=None is invalid for method='sltt_k'; allowed values: integers 1..T")
@@ -275,6 +283,19 @@ class SLTTStep:
         return f"SLTTStep(k={self.k}, seed={self.seed})"
 
 
+def step_function(method: str, K: int | None = None, seed: int = 0) -> Callable[..., float]:
+    """The training ``step_fn`` of a method in :data:`METHODS`: :func:`snnlab.train.bptt_step`
+    (``"bptt"``), :func:`bptt_paper_step` (``"bptt_paper"``) or an :class:`SLTTStep` (``"sltt"``,
+    ``"sltt_k"`` with ``K``, its generator seeded with ``seed``)."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is unknown; allowed values: {list(METHODS)}")
+    if method == "bptt":
+        return bptt_step
+    if method == "bptt_paper":
+        return bptt_paper_step
+    return SLTTStep(k=K, seed=seed)
+
+
 def make_sltt_step(k: int | None = None, seed: int = 0) -> SLTTStep:
     """A picklable SLTT / SLTT-K ``step_fn`` for :func:`snnlab.train.fit` (see :class:`SLTTStep`)."""
     return SLTTStep(k=k, seed=seed)
@@ -298,13 +319,33 @@ def sltt_gradient(
         return _collect_grads(params)
 
 
-def _bptt_single_step(model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> float:
-    """BPTT through the single-step loop (same per-step BN as SLTT, temporal graph kept)."""
-    T = seq_len(x_seq)
+def bptt_paper_step(model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> float:
+    r"""BPTT as the paper's official code runs it (``train_BPTT.py`` of github.com/qymeng94/SLTT).
+
+    The *same single-step network* as :func:`sltt_step` (``models/spiking_resnet.py``,
+    ``models/spiking_vgg_bn.py``: plain ``nn.Conv2d``/``nn.BatchNorm2d`` layers and single-step
+    ``BPTTNeuron``, a spikingjelly ``LIFNode``, ``modules/neuron.py``) is run in a Python loop
+    ``for t in range(T): out_all.append(net(x[t]))`` -- BatchNorm normalises every step with that
+    step's batch statistics, as in SLTT -- the T outputs are concatenated, the loss is taken over
+    them (``F.cross_entropy(cat(out_all), cat([y]*T))``: the mean over T of the per-step losses,
+    which is :math:`rac1T\sum_t \ell(o[t], y)` with ``loss_fn`` a per-step batch mean) and one
+    ``backward`` runs at the end through the whole unrolled graph (spatial and temporal paths).
+
+    It differs from :func:`snnlab.train.bptt_step` (multi-step modules, BN over the T*B samples,
+    spikingjelly's fused multi-step neuron op), which is kept as the second, stronger baseline.
+    The official script only implements this loop under ``torch.cuda.amp.autocast`` (its non-AMP
+    branch raises ``NotImplementedError``); AMP is a :class:`snnlab.train.TrainConfig` option.
+
+    Gradients accumulate in ``.grad``; step modes are restored on exit. Returns the objective.
+    """
+    T = seq_len(x_seq, model)
     with single_step(model):
         loss = sum(loss_fn(model(x_seq[t]), y) for t in range(T)) / T
         loss.backward()
     return float(loss.detach())
+
+
+_bptt_single_step = bptt_paper_step
 
 
 def bptt_gradient(
@@ -314,7 +355,7 @@ def bptt_gradient(
 
     ``step_mode="s"``: the single-step loop with the temporal graph kept, so the forward pass is
     exactly SLTT's (per-step BatchNorm); the only difference to :func:`sltt_gradient` is the
-    temporal path. ``"m"``: :func:`snnlab.train.bptt_step` (multi-step; BN over T*B). The two agree
+    temporal path. This is the paper's BPTT (:func:`bptt_paper_step`). ``"m"``: :func:`snnlab.train.bptt_step` (multi-step; BN over T*B). The two agree
     for networks without BatchNorm.
     """
     if step_mode not in ("s", "m"):

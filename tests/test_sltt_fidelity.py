@@ -1,0 +1,148 @@
+"""Fidelity of the sltt library pieces to the paper's official code (issue 10): the paper's BPTT
+baseline, the saved-bytes total, the temporal-cut reference with per-step BN and a residual block,
+and the paper-profile options. Every test compares against an independent reference."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from spikingjelly.activation_based import functional, layer
+
+from snnlab import train
+from snnlab.core import models, neurons
+from snnlab.grad import sltt
+from snnlab.studies.sltt import analysis, runs
+
+DT = torch.float64
+TOL = dict(rtol=1e-9, atol=1e-12)
+
+
+def _init(net: torch.nn.Module, seed: int, gain: float = 1.3) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+                m.weight.normal_(0.0, gain / m.weight[0].numel() ** 0.5, generator=gen)
+                if m.bias is not None:
+                    m.bias.uniform_(-0.1, 0.3, generator=gen)
+            if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d):
+                m.weight.uniform_(0.8, 1.6, generator=gen)
+                m.bias.uniform_(0.0, 0.5, generator=gen)
+                m.running_mean.uniform_(-0.2, 0.2, generator=gen)
+                m.running_var.uniform_(0.5, 1.5, generator=gen)
+    return net
+
+
+def conv_net(norm: bool, seed: int = 0) -> torch.nn.Module:
+    mods = [layer.Conv2d(2, 3, 3, padding=1)]
+    if norm:
+        mods.append(layer.BatchNorm2d(3))
+    mods += [neurons.lif("sltt"), layer.AvgPool2d(2), layer.Flatten(), layer.Linear(12, 5),
+             neurons.lif("sltt"), layer.Linear(5, 3)]
+    net = torch.nn.Sequential(*mods)
+    functional.set_step_mode(net, "m")
+    return _init(net.to(DT), seed)
+
+
+def data(T: int, shape=(2, 4, 4), B: int = 4, seed: int = 1):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(T, B, *shape, generator=gen, dtype=DT) * 2.0, torch.randint(0, 3, (B,), generator=gen)
+
+
+def step_grads(step, net, x, y, loss_fn) -> dict[str, torch.Tensor]:
+    """Gradients of one training step on a deep copy (the original net is untouched)."""
+    net = copy.deepcopy(net)
+    functional.reset_net(net)
+    net.zero_grad(set_to_none=True)
+    step(net, x, y, loss_fn)
+    return {n: p.grad.detach().clone() for n, p in net.named_parameters()}
+
+
+def assert_close(a, b, **tol):
+    assert a.keys() == b.keys()
+    for n in a:
+        torch.testing.assert_close(a[n], b[n], **(tol or TOL), msg=lambda m, n=n: f"{n}: {m}")
+
+
+def max_diff(a, b) -> float:
+    return max(float((a[n] - b[n]).abs().max()) for n in a)
+
+
+# --- 1. the paper's BPTT (per-step loop) ----------------------------------------------------------
+
+
+def test_bptt_paper_equals_explicit_recursion_and_fused_bptt_without_bn():
+    net = conv_net(norm=False)
+    x, y = data(5)
+    loss_fn = train.TETLoss(lam=0.05)
+    paper = step_grads(sltt.bptt_paper_step, net, x, y, loss_fn)
+    fused = step_grads(train.bptt_step, net, x, y, loss_fn)
+    ref = sltt.reference_gradient(net, x, y, loss_fn, cut_temporal=False)  # explicit LIF recursion
+    assert_close(paper, ref)
+    assert_close(paper, fused)
+    # and it is BPTT, not SLTT: the temporal path is in it
+    assert max_diff(paper, sltt.temporal_cut_gradient(net, x, y, loss_fn)) > 1e-6
+
+
+def test_bptt_paper_equals_fused_bptt_with_eval_mode_bn_and_differs_in_train_mode():
+    net = conv_net(norm=True)
+    x, y = data(4)
+    net.eval()  # running statistics: per-step and T*B normalisation coincide
+    assert_close(step_grads(sltt.bptt_paper_step, net, x, y, train.ce_loss),
+                 step_grads(train.bptt_step, net, x, y, train.ce_loss))
+    net.train()  # per-step batch statistics vs statistics over T*B: the two baselines differ
+    assert max_diff(step_grads(sltt.bptt_paper_step, net, x, y, train.ce_loss),
+                    step_grads(train.bptt_step, net, x, y, train.ce_loss)) > 1e-6
+
+
+def test_bptt_paper_step_restores_step_mode_and_returns_mean_loss():
+    net = conv_net(norm=True)
+    x, y = data(3)
+    loss = sltt.bptt_paper_step(net, x, y, train.ce_loss)
+    assert all(m.step_mode == "m" for m in net.modules() if hasattr(m, "step_mode"))
+    functional.reset_net(net)
+    with torch.no_grad():
+        functional.set_step_mode(net, "s")
+        hand = sum(float(train.ce_loss(net(x[t]), y)) for t in range(3)) / 3
+    assert loss == pytest.approx(hand, rel=1e-12)
+
+
+def test_step_function_and_method_validation():
+    assert sltt.step_function("bptt") is train.bptt_step
+    assert sltt.step_function("bptt_paper") is sltt.bptt_paper_step
+    assert sltt.step_function("sltt_k", 2).k == 2
+    assert sltt.resolve_method("bptt_paper", 4, None) == ("bptt_paper", None)
+    with pytest.raises(ValueError, match="K="):
+        sltt.resolve_method("bptt_paper", 4, 2)
+    with pytest.raises(ValueError, match="method="):
+        sltt.step_function("ottt")
+    assert runs.Variant("bptt_paper", T=4).method == "bptt_paper"
+    with pytest.raises(ValueError, match="K="):
+        runs.Variant("bptt_paper", T=4, K=2)
+
+
+def _mlp_factory():
+    return models.build("mlp", 3, in_features=6, hidden=(32, 32), neuron="sltt", norm="none")
+
+
+def _x_factory(T):
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(T, 8, 6, generator=gen) * 2, torch.randint(0, 3, (8,), generator=gen)
+
+
+def test_memory_time_supports_both_bptt_baselines():
+    rows = analysis.compare_methods(_mlp_factory, _x_factory, 4,
+                                    (("bptt", None), ("bptt_paper", None), ("sltt", None)), repeats=1, warmup=0)
+    by = {r["method"]: r for r in rows}
+    # both BPTTs keep the whole unrolled graph: several times SLTT's one-step graph
+    assert by["bptt_paper"]["saved_peak_bytes"] > 2 * by["sltt"]["saved_peak_bytes"]
+    assert by["bptt"]["saved_peak_bytes"] > 2 * by["sltt"]["saved_peak_bytes"]
+    summary = runs.memory_time_summary(
+        rows + analysis.compare_methods(_mlp_factory, _x_factory, 2,
+                                        (("bptt", None), ("bptt_paper", None), ("sltt", None)), repeats=1, warmup=0))
+    assert len(summary["time_ratio_sltt_paper"]) == 2 and len(summary["memory_ratio_paper"]) == 2
+    assert summary["memory_ratio_paper"][1] == pytest.approx(
+        by["bptt_paper"]["saved_peak_bytes"] / by["sltt"]["saved_peak_bytes"])
+
