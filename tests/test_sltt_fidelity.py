@@ -13,6 +13,7 @@ from spikingjelly.activation_based import functional, layer
 from snnlab import train
 from snnlab.core import models, neurons
 from snnlab.grad import sltt
+from snnlab.record import bench
 from snnlab.studies.sltt import analysis, runs
 
 DT = torch.float64
@@ -146,3 +147,43 @@ def test_memory_time_supports_both_bptt_baselines():
     assert summary["memory_ratio_paper"][1] == pytest.approx(
         by["bptt_paper"]["saved_peak_bytes"] / by["sltt"]["saved_peak_bytes"])
 
+
+# --- 2. saved-bytes total -------------------------------------------------------------------------
+
+
+def test_saved_total_counts_every_graph_by_hand():
+    """n sequential one-step graphs, each freed before the next: mm saves its input x (8x32; w
+    needs no saving, x needs no gradient), tanh saves its output (8x32), so each graph saves 2048
+    bytes and the total is n * 2048 exactly. Step t+1's input *is* step t's saved output (the same
+    storage, saved again by the next graph): the old total, deduplicated by address over the
+    block, charged it once and fails this."""
+    w = torch.randn(32, 32, requires_grad=True)
+
+    def online(n):
+        x = torch.randn(8, 32)
+        for _ in range(n):
+            x = torch.tanh(x @ w)
+            x.sum().backward()
+            x = x.detach()
+
+    per_step = 2 * 8 * 32 * 4
+    for n in (1, 3, 6):
+        got = bench.saved_tensor_bytes(lambda n=n: online(n))
+        assert got["total"] == n * per_step
+        assert got["peak"] == per_step
+
+
+def test_saved_total_counts_a_storage_shared_within_a_graph_once():
+    x = torch.randn(16, 16, requires_grad=True)
+    with bench.SavedTensorMeter() as m:
+        y = (x * x[:8].sum()) @ x  # x saved by mul and by mm while both are alive: one storage
+    assert m.total == m.peak == x.nbytes + 16 * 16 * 4 + 4  # x, the product, the slice sum's scalar
+    del y
+
+
+def test_sltt_saved_total_grows_linearly_in_T():
+    tot = {T: analysis.measure_memory_time(_mlp_factory, _x_factory, "sltt", T, repeats=1, warmup=0)
+           for T in (2, 3, 4)}
+    t2, t3, t4 = (tot[T]["saved_total_bytes"] for T in (2, 3, 4))
+    assert t3 - t2 == t4 - t3 > 0  # every further step's graph is charged the same bytes
+    assert tot[2]["saved_peak_bytes"] == tot[4]["saved_peak_bytes"]
