@@ -187,3 +187,59 @@ def test_sltt_saved_total_grows_linearly_in_T():
     t2, t3, t4 = (tot[T]["saved_total_bytes"] for T in (2, 3, 4))
     assert t3 - t2 == t4 - t3 > 0  # every further step's graph is charged the same bytes
     assert tot[2]["saved_peak_bytes"] == tot[4]["saved_peak_bytes"]
+
+
+# --- 3. the temporal-cut reference with per-step BN, sWS and residual blocks -----------------------
+
+
+def resnet(arch: str, norm: str = "bn", seed: int = 0, **kw) -> torch.nn.Module:
+    net = models.build(arch, 3, in_channels=2, input_size=4, width=1 / 16, neuron="sltt", norm=norm, **kw)
+    return _init(net.to(DT), seed, gain=2.0)
+
+
+NETS = {
+    "conv_bn": lambda: conv_net(norm=True),
+    "preact_resnet18_bn": lambda: resnet("preact_resnet18"),
+    "resnet19_bn": lambda: resnet("resnet19"),
+    "preact_resnet18_sws": lambda: resnet("preact_resnet18", norm="sws"),
+    "preact_resnet18_hard": lambda: resnet("preact_resnet18", v_reset=0.0),
+}
+
+
+@pytest.mark.parametrize("name", list(NETS))
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_sltt_and_paper_bptt_equal_explicit_recursion_with_bn_and_residual_blocks(name, mode):
+    net = NETS[name]()
+    net.train(mode == "train")
+    x, y = data(3)
+    loss_fn = train.TETLoss(lam=0.05)
+    g_sltt = sltt.sltt_gradient(net, x, y, loss_fn)
+    assert_close(g_sltt, sltt.temporal_cut_gradient(net, x, y, loss_fn))
+    g_bptt = sltt.bptt_gradient(net, x, y, loss_fn, step_mode="s")  # the paper's BPTT
+    assert_close(g_bptt, sltt.reference_gradient(net, x, y, loss_fn, cut_temporal=False))
+    assert max_diff(g_sltt, g_bptt) > 1e-8  # the temporal term is there: the comparison can fail
+    assert sum(float(g.abs().sum()) for g in g_sltt.values()) > 0
+
+
+def test_explicit_bn_uses_per_step_statistics_not_T_times_B():
+    """The reference normalises each step by its own batch: it equals the per-step loop, and not the
+    fused multi-step net whose BN pools the T*B samples (so a wrong BN in the reference is caught)."""
+    net = conv_net(norm=True)
+    x, y = data(3)
+    x = x * torch.arange(1, 4, dtype=DT).view(3, 1, 1, 1, 1)  # steps with different statistics
+    ref = sltt.reference_gradient(net, x, y, train.ce_loss, cut_temporal=False)
+    assert_close(step_grads(sltt.bptt_paper_step, net, x, y, train.ce_loss), ref)
+    assert max_diff(step_grads(train.bptt_step, net, x, y, train.ce_loss), ref) > 1e-6
+
+
+def test_explicit_forward_records_every_lif_layer_of_a_resnet():
+    net = resnet("preact_resnet18").eval()  # running BN statistics: the multi-step forward agrees
+    rec: dict = {}
+    x, _ = data(2)
+    outs = sltt.explicit_forward(net, x, record=rec)
+    functional.reset_net(net)
+    with torch.no_grad():
+        ref = net(x)
+    n_lif = len(models.spiking_neurons(net))
+    assert len(rec["u"]) == len(rec["s"]) == n_lif and all(len(u) == 2 for u in rec["u"])
+    torch.testing.assert_close(torch.stack(outs).detach(), ref, **TOL)
