@@ -9,9 +9,10 @@ import copy
 import pytest
 import torch
 from spikingjelly.activation_based import functional, layer
+from torch.utils.data import TensorDataset
 
 from snnlab import train
-from snnlab.core import models, neurons
+from snnlab.core import encoding, models, neurons
 from snnlab.grad import sltt
 from snnlab.record import bench
 from snnlab.studies.sltt import analysis, runs
@@ -243,3 +244,105 @@ def test_explicit_forward_records_every_lif_layer_of_a_resnet():
     n_lif = len(models.spiking_neurons(net))
     assert len(rec["u"]) == len(rec["s"]) == n_lif and all(len(u) == 2 for u in rec["u"])
     torch.testing.assert_close(torch.stack(outs).detach(), ref, **TOL)
+
+
+# --- 4. paper-profile options: shortcut wiring, triangle surrogate, augmentation, AMP -------------
+
+
+def test_preact_shortcut_from_spikes_is_the_official_wiring():
+    """Hand-wired block: out = conv2(LIF(bn2(conv1(a)))) + shortcut(a), a = LIF(bn1(x))."""
+    net = resnet("preact_resnet18", shortcut_from="spikes").eval()
+    block = next(m for m in net.modules() if isinstance(m, models.PreActBlock) and
+                 isinstance(m.shortcut, torch.nn.Conv2d))
+    functional.set_step_mode(net, "s")
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, block.bn1.num_features, 4, 4, generator=gen, dtype=DT) * 2
+    with torch.no_grad():
+        functional.reset_net(net)
+        got = block(x)
+        functional.reset_net(net)
+        a = block.act1(block.bn1(x))
+        hand = block.conv2(block.act2(block.bn2(block.conv1(a)))) + block.shortcut(a)
+        functional.reset_net(net)
+        other = block.conv2(block.act2(block.bn2(block.conv1(block.act1(block.bn1(x)))))) + block.shortcut(x)
+    torch.testing.assert_close(got, hand, **TOL)
+    assert float((got - other).abs().max()) > 1e-6  # the default wiring (raw input) differs
+    with pytest.raises(ValueError, match="shortcut_from"):
+        models.build("vgg11", 3, shortcut_from="spikes")
+
+
+def test_sltt_equals_reference_with_official_shortcut():
+    net = resnet("preact_resnet18", shortcut_from="spikes")
+    x, y = data(3)
+    assert_close(sltt.sltt_gradient(net, x, y, train.ce_loss), sltt.temporal_cut_gradient(net, x, y, train.ce_loss))
+
+
+def test_triangle_override_is_the_official_default_surrogate():
+    """Official default ``-surrogate triangle`` = spikingjelly ``PiecewiseQuadratic()`` (alpha=1):
+    g'(x) = max(0, 1 - |x|) (train_SLTT.py / train_BPTT.py)."""
+    node = neurons.lif("sltt", surrogate="triangle")
+    x = torch.linspace(-1.5, 1.5, 31, dtype=DT, requires_grad=True)
+    (g,) = torch.autograd.grad(node.surrogate_function(x).sum(), x)
+    torch.testing.assert_close(g, (1 - x.detach().abs()).clamp(min=0), **TOL)
+    assert node.tau == pytest.approx(1.1) and node.v_reset is None
+
+
+def test_augment_crop_flip_cutout_by_hand():
+    x = torch.rand(64, 3, 8, 8)
+    out = encoding.augment_batch(x, generator=torch.Generator().manual_seed(0), pad=2)
+    assert out.shape == x.shape
+    n_cut = n_same = 0
+    for b in range(64):
+        # every output row segment comes from x shifted by at most pad (maybe flipped), or is a fill
+        found = False
+        for flip in (False, True):
+            src = x[b].flip(-1) if flip else x[b]
+            for di in range(-2, 3):
+                for dj in range(-2, 3):
+                    shifted = torch.zeros_like(src)
+                    ys, xs = slice(max(0, -di), 8 - max(0, di)), slice(max(0, -dj), 8 - max(0, dj))
+                    yd, xd = slice(max(0, di), 8 - max(0, -di)), slice(max(0, dj), 8 - max(0, -dj))
+                    shifted[:, ys, xs] = src[:, yd, xd]
+                    agree = (out[b] == shifted).all(0)
+                    if agree.float().mean() >= 0.5:
+                        bad = ~agree  # only the cutout box may differ: channel 0 = c/255, others 0
+                        if bad.any():
+                            assert (out[b, 1:][:, bad] == 0).all()
+                            assert ((out[b, 0][bad] * 255).round() - out[b, 0][bad] * 255).abs().max() < 1e-4
+                            n_cut += 1
+                        else:
+                            n_same += 1
+                        found = True
+                        break
+                if found:
+                    break
+            if found:
+                break
+        assert found, f"sample {b} is not a padded crop / flip / cutout of its input"
+    assert 15 < n_cut < 50  # Cutout p = 1/2
+    assert encoding.augment_batch(x, "none") is x
+    with pytest.raises(ValueError, match="augment"):
+        encoding.augment_batch(x, "mixup")
+
+
+def test_augment_fill_in_normalised_units():
+    x = torch.full((16, 1, 4, 4), 0.7)
+    out = encoding.augment_batch(x, generator=torch.Generator().manual_seed(1), pad=4, mean=[0.5], std=[0.25])
+    assert (out == -2.0).any()  # the black padding (0 - 0.5) / 0.25 shows up after a shifted crop
+
+
+def test_trainconfig_augment_amp_options_and_cache_key():
+    cfg = train.TrainConfig(epochs=1, T=2, batch_size=8, progress=False)
+    assert "augment" not in cfg.key() and "amp" not in cfg.key()  # old runs keep their cache key
+    aug = train.TrainConfig(epochs=1, T=2, batch_size=8, progress=False, augment="crop_flip_cutout",
+                            augment_kw={"pad": 1}, amp=True)
+    assert aug.key()["augment"] == "crop_flip_cutout" and aug.key()["amp"] is True
+    with pytest.raises(ValueError, match="augment"):
+        train.TrainConfig(augment="mixup").validate()
+    with pytest.raises(ValueError, match="amp"):
+        train.TrainConfig(amp="yes").validate()
+    gen = torch.Generator().manual_seed(0)
+    ds = TensorDataset(torch.rand(16, 1, 4, 4, generator=gen), torch.randint(0, 3, (16,), generator=gen))
+    net = models.build("vgg11", 3, in_channels=1, input_size=4, width=1 / 16, neuron="sltt")
+    hist = train.fit(net, ds, None, aug)  # AMP on CPU: a no-op (full precision)
+    assert len(hist) == 1 and torch.isfinite(torch.tensor(hist[0]["train_loss"]))

@@ -528,7 +528,7 @@ class _Recursion:
         if isinstance(m, PreActBlock):  # BN-LIF-conv-BN-LIF-conv, + shortcut of x or of the spikes
             a = self.apply(m.act1, self.apply(m.bn1, h))
             out = self.apply(m.conv2, self.apply(m.act2, self.apply(m.bn2, self.apply(m.conv1, a))))
-            return out + self.apply(m.shortcut, a if getattr(m, "shortcut_from", "input") == "spikes" else h)
+            return out + self.apply(m.shortcut, a if m.shortcut_from == "spikes" else h)
         return _apply_plain(m, h)
 
 
