@@ -240,6 +240,7 @@ def fit(
     model.to(device)
     gen = seed_everything(cfg.seed)
     opt, sched = _make_optimizer(model, cfg)
+    _call(hooks, "set_optimizer", opt)  # DST resets the optimizer state of regrown weights
     history: list[dict] = []
     start_epoch = 0
     ckpt = Path(cfg.checkpoint_dir) / "last.pt" if cfg.checkpoint_dir else None
