@@ -303,7 +303,8 @@ def test_memory_time_summary_and_table():
 def test_memory_time_sweep_rows(one_thread):
     factory = sp.ModelFactory("mlp", 3, in_channels=1, input_size=4, width=0.25)
     rows = sp.memory_time_sweep(factory, sp.RandomDirectInput(2, 1, 4, 3), [1, 3], K=2, repeats=1, progress=False)
-    assert [(r["method"], r["T"]) for r in rows] == [("bptt", 1), ("sltt", 1), ("bptt", 3), ("sltt", 3), ("sltt_k", 3)]
+    assert [(r["method"], r["T"]) for r in rows] == [("bptt", 1), ("bptt_paper", 1), ("sltt", 1), ("bptt", 3),
+                                                     ("bptt_paper", 3), ("sltt", 3), ("sltt_k", 3)]
     x1, y1 = sp.RandomDirectInput(2, 1, 4, 3)(3)
     assert x1.shape == (3, 2, 1, 4, 4) and x1.stride(0) == 0  # an expanded view
     with pytest.raises(ValueError):

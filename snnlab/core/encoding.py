@@ -17,13 +17,15 @@ r"""Input encodings: static samples ``[B, ...]`` -> spike (or current) trains ``
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 
 from .. import checks
 
-__all__ = ["ENCODINGS", "LATENCY_DEFAULTS", "encode", "latency_time", "to_time_major", "encode_batch"]
+__all__ = ["ENCODINGS", "LATENCY_DEFAULTS", "encode", "latency_time", "to_time_major", "encode_batch",
+           "AUGMENTATIONS", "augment_batch"]
 
 ENCODINGS = ("direct", "poisson", "latency")
 #: ssgd supplement, Sec. E.1 and Table E.6 (Fashion-MNIST column): tau_eff = 20 ms, theta = 0.2,
@@ -140,3 +142,80 @@ def encode_batch(x: torch.Tensor, T: int, encoding: str, temporal: bool, generat
     if temporal:
         return to_time_major(x)
     return encode(x, T, encoding, generator=generator)
+
+
+# --- training-time augmentation of static images -------------------------------------------------
+
+#: augmentations understood by :func:`augment_batch` (``"none"``: the input unchanged)
+AUGMENTATIONS = ("none", "crop_flip_cutout")
+
+
+def _randint(lo: int, hi: int, generator: torch.Generator | None) -> int:
+    """Uniform integer in ``lo..hi`` inclusive (like ``random.randint``)."""
+    return int(torch.randint(lo, hi + 1, (1,), generator=generator))
+
+
+def _uniform(lo: float, hi: float, generator: torch.Generator | None) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=generator, dtype=torch.float64))
+
+
+def augment_batch(x: torch.Tensor, kind: str = "crop_flip_cutout", generator: torch.Generator | None = None,
+                  pad: int = 4, mean: Any = None, std: Any = None) -> torch.Tensor:
+    r"""The CIFAR training augmentation of the SLTT authors' official code, on a batch ``[B, C, H, W]``.
+
+    Facts from the official repository (github.com/qymeng94/SLTT, ``train_BPTT.py``,
+    ``train_SLTT.py``, ``train_SLTTK.py``, CIFAR branch): ``transforms.Compose([RandomCrop(32,
+    padding=4), Cutout(), RandomHorizontalFlip(), ToTensor(), Normalize(mean, std)])`` with
+    ``Cutout`` from ``torchtoolbox.transform`` (0.1.8.2, ``transforms.py``) at its defaults. Per
+    sample, in this order:
+
+    1. random crop: zero-pad ``pad`` pixels on every side (torchvision's default fill 0, a black
+       pixel), crop H x W at a uniform offset in ``0..2*pad`` per axis;
+    2. Cutout (torchtoolbox defaults ``p=0.5, scale=(0.02, 0.4), ratio=(0.4, 2.5), value=(0, 255)``):
+       with probability 1/2 draw :math:`s\sim U(0.02, 0.4)`, :math:`r\sim U(0.4, 2.5)`,
+       ``w = int(sqrt(s*H*W/r))``, ``h = int(sqrt(s*H*W*r))``, ``left`` in ``0..W-w``, ``top`` in
+       ``0..H-h`` and one integer ``c`` in ``0..255``; the box is filled by PIL's ``paste(c)`` of an
+       integer ink, which on an RGB image writes the packed colour ``(c, 0, 0)``: channel 0 gets
+       ``c/255``, the other channels 0 (a 1-channel image gets ``c/255``);
+    3. horizontal flip with probability 1/2.
+
+    Pixel values are in [0, 1] (after ``ToTensor``). If the data are already normalised, pass the
+    per-channel ``mean`` and ``std``: the fills (0 and ``c/255``) are then written in normalised
+    units, ``(fill - mean)/std``, as the official pipeline normalises after augmenting.
+    Randomness comes from ``generator`` (torch), so a seeded run is reproducible; it is not the
+    official code's Python ``random`` stream. ``kind="none"`` returns ``x``.
+    """
+    checks.choice("augment", kind, AUGMENTATIONS)
+    if kind == "none":
+        return x
+    if not torch.is_tensor(x) or x.dim() != 4:
+        raise ValueError(f"augment_batch needs static images [B, C, H, W]; got "
+                         f"{tuple(x.shape) if torch.is_tensor(x) else type(x).__name__}")
+    pad = checks.int_at_least("pad", pad, 0)
+    B, C, H, W = x.shape
+    m = torch.zeros(C, dtype=x.dtype) if mean is None else torch.as_tensor(mean, dtype=x.dtype).reshape(C)
+    s = torch.ones(C, dtype=x.dtype) if std is None else torch.as_tensor(std, dtype=x.dtype).reshape(C)
+
+    def pixel(v: torch.Tensor) -> torch.Tensor:  # a pixel-space fill per channel -> data units
+        return ((v - m) / s).to(x.device).view(C, 1, 1)
+
+    black = pixel(torch.zeros(C, dtype=x.dtype))
+    padded = black.expand(C, H + 2 * pad, W + 2 * pad).repeat(B, 1, 1, 1)
+    padded[:, :, pad:pad + H, pad:pad + W] = x
+    out = torch.empty_like(x)
+    for b in range(B):
+        i, j = _randint(0, 2 * pad, generator), _randint(0, 2 * pad, generator)
+        img = padded[b, :, i:i + H, j:j + W].clone()
+        if _uniform(0, 1, generator) < 0.5:
+            area = _uniform(0.02, 0.4, generator) * H * W
+            r = _uniform(0.4, 1 / 0.4, generator)
+            w, h = int(math.sqrt(area / r)), int(math.sqrt(area * r))
+            left, top = _randint(0, W - w, generator), _randint(0, H - h, generator)
+            c = _randint(0, 255, generator)
+            ink = torch.zeros(C, dtype=x.dtype)
+            ink[0] = c / 255.0
+            img[:, top:top + h, left:left + w] = pixel(ink)
+        if _uniform(0, 1, generator) < 0.5:
+            img = img.flip(-1)
+        out[b] = img
+    return out

@@ -90,8 +90,9 @@ class _Builder:
     """Holds the options shared by every layer of one model."""
 
     def __init__(self, spiking: bool, neuron: str | Callable[[], nn.Module], norm: str, pool: str,
-                 neuron_kw: dict):
+                 neuron_kw: dict, shortcut_from: str = "input"):
         self.spiking, self.neuron, self.norm, self.pool_kind = spiking, neuron, norm, pool
+        self.shortcut_from = shortcut_from
         self.neuron_kw = neuron_kw
         self.sm = "m" if spiking else "s"
 
@@ -162,18 +163,26 @@ class BasicBlock(nn.Module):
 
 
 class PreActBlock(nn.Module):
-    """BN-act-conv-BN-act-conv + shortcut (pre-activation ResNet-18, He et al. 2016; sltt H.3)."""
+    """BN-act-conv-BN-act-conv + shortcut (pre-activation ResNet-18, He et al. 2016; sltt H.3).
+
+    ``shortcut_from``: what the shortcut (identity or 1x1 conv) takes. ``"input"`` (default): the
+    block's input x, before BN and the neuron. ``"spikes"``: the output of the first BN + neuron,
+    ``act1(bn1(x))``, as the SLTT official code wires it (github.com/qymeng94/SLTT,
+    ``models/spiking_resnet.py``, ``PreActBlock.forward``: ``x = self.relu1(self.bn1(x))`` and then
+    ``out + self.shortcut(x)``).
+    """
 
     def __init__(self, b: _Builder, cin: int, cout: int, stride: int):
         super().__init__()
+        self.shortcut_from = b.shortcut_from
         self.bn1, self.act1, self.conv1 = b.bn(cin), b.act(), b.conv(cin, cout, 3, stride)
         self.bn2, self.act2, self.conv2 = b.bn(cout), b.act(), b.conv(cout, cout)
         self.shortcut = b.conv(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(self.act1(self.bn1(x)))
-        out = self.conv2(self.act2(self.bn2(out)))
-        return out + self.shortcut(x)
+        a = self.act1(self.bn1(x))
+        out = self.conv2(self.act2(self.bn2(self.conv1(a))))
+        return out + self.shortcut(a if self.shortcut_from == "spikes" else x)
 
 
 def _resnet(b: _Builder, block: type, stages: list[tuple[int, int]], stem: int, in_channels: int,
@@ -219,6 +228,8 @@ def _mlp(b: _Builder, in_features: int, num_classes: int, hidden: tuple[int, ...
 
 ARCHITECTURES = ("mlp", "vgg11", "vgg16", "resnet19", "preact_resnet18")
 NORMS = ("bn", "sws", "none")
+#: what a pre-activation block's shortcut takes (:class:`PreActBlock`)
+SHORTCUTS = ("input", "spikes")
 
 
 def build(
@@ -234,6 +245,7 @@ def build(
     dropout: float = 0.0,
     hidden: tuple[int, ...] = (128,),
     in_features: int | None = None,
+    shortcut_from: str = "input",
     **neuron_kw: Any,
 ) -> nn.Module:
     """Build a model by name (see ``ARCHITECTURES``).
@@ -249,6 +261,8 @@ def build(
         are passed to :func:`~snnlab.neurons.lif` (e.g. ``v_reset=None``, ``surrogate="triangle"``).
     norm: ``bn``, ``sws`` or ``none``. pool: ``avg`` or ``max``. dropout: after each VGG LIF layer.
     hidden: MLP hidden sizes.
+    shortcut_from: ``preact_resnet18`` only: ``"input"`` (the block input) or ``"spikes"`` (the
+        first BN + neuron's output, as the SLTT official code; see :class:`PreActBlock`).
     """
     if name not in ARCHITECTURES:
         raise ValueError(f"model name={name!r} is unknown; allowed values: {list(ARCHITECTURES)}")
@@ -265,7 +279,11 @@ def build(
         raise ValueError(f"dropout={dropout!r} is invalid; allowed values: [0, 1)")
     if name == "mlp":
         hidden = tuple(checks.int_list("hidden", list(hidden) if isinstance(hidden, tuple) else hidden, 1))
-    b = _Builder(spiking, neuron, norm, pool, neuron_kw)
+    if shortcut_from not in SHORTCUTS:
+        raise ValueError(f"shortcut_from={shortcut_from!r} is unknown; allowed values: {list(SHORTCUTS)}")
+    if shortcut_from != "input" and name != "preact_resnet18":
+        raise ValueError(f"shortcut_from={shortcut_from!r} is only for 'preact_resnet18'; got model {name!r}")
+    b = _Builder(spiking, neuron, norm, pool, neuron_kw, shortcut_from)
     if name == "mlp":
         net = _mlp(b, in_features or in_channels * input_size**2, num_classes, hidden, width)
     elif name in VGG_CFG:

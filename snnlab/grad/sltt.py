@@ -28,9 +28,12 @@ Public API
 ----------
 Training steps (the ``step_fn`` contract of :func:`snnlab.train.fit`):
     :func:`sltt_step`, :class:`SLTTStep` / :func:`make_sltt_step`, :func:`sample_bp_steps`.
+The paper's BPTT baseline (official ``train_BPTT.py``): :func:`bptt_paper_step`; the fused
+multi-step BPTT (:func:`snnlab.train.bptt_step`) is kept as the second, stronger baseline.
 Gradients without side effects (``.grad`` and BN buffers restored):
     :func:`sltt_gradient`, :func:`bptt_gradient`, :func:`bptt_sltt_cosine`.
-Independent reference (explicit per-layer LIF recursion on plain layers):
+Independent reference (explicit per-layer LIF recursion; plain layers, per-step BatchNorm, sWS,
+residual blocks):
     :func:`reference_gradient`, :func:`temporal_cut_gradient`, :func:`explicit_forward`.
 Epsilon (Eq. S2): :func:`epsilon_diagonal`.
 
@@ -58,15 +61,17 @@ from spikingjelly.activation_based import functional
 from spikingjelly.activation_based import neuron as sj_neuron
 from torch import nn
 
-from ..core.models import ScaledWSConv2d, ScaledWSLinear
+from ..core.models import BasicBlock, PreActBlock, ScaledWSConv2d, ScaledWSLinear
 from ..core.surrogate import Rectangle
 from .bptt import bptt_step
 
 __all__ = [
     "sample_bp_steps",
     "sltt_step",
+    "bptt_paper_step",
     "SLTTStep",
     "make_sltt_step",
+    "step_function",
     "sltt_gradient",
     "bptt_gradient",
     "bptt_sltt_cosine",
@@ -79,9 +84,13 @@ __all__ = [
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-#: training methods understood by :func:`op_count_formula`, :func:`count_backward_ops` and
-#: :func:`measure_memory_time`
-METHODS = ("bptt", "sltt", "sltt_k")
+#: training methods understood by :func:`resolve_method` and
+#: :func:`snnlab.studies.sltt.analysis.measure_memory_time`: ``"bptt"`` the fused multi-step BPTT
+#: (:func:`snnlab.train.bptt_step`), ``"bptt_paper"`` the official code's per-step-loop BPTT
+#: (:func:`bptt_paper_step`), ``"sltt"``, ``"sltt_k"``
+METHODS = ("bptt", "bptt_paper", "sltt", "sltt_k")
+#: the methods that back-propagate through time (no K)
+BPTT_METHODS = ("bptt", "bptt_paper")
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -128,9 +137,9 @@ def resolve_method(method: str, T: int, K: int | None) -> tuple[str, int | None]
         raise ValueError(f"method={method!r} is unknown; allowed values: {list(METHODS)}")
     if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ValueError(f"T={T!r} is invalid; allowed values: integers >= 1")
-    if method == "bptt":
+    if method in BPTT_METHODS:
         if K is not None:
-            raise ValueError(f"K={K!r} is only meaningful for SLTT-K; use K=None with method='bptt'")
+            raise ValueError(f"K={K!r} is only meaningful for SLTT-K; use K=None with method={method!r}")
         return method, None
     if method == "sltt_k" and K is None:
         raise ValueError("K=None is invalid for method='sltt_k'; allowed values: integers 1..T")
@@ -275,6 +284,19 @@ class SLTTStep:
         return f"SLTTStep(k={self.k}, seed={self.seed})"
 
 
+def step_function(method: str, K: int | None = None, seed: int = 0) -> Callable[..., float]:
+    """The training ``step_fn`` of a method in :data:`METHODS`: :func:`snnlab.train.bptt_step`
+    (``"bptt"``), :func:`bptt_paper_step` (``"bptt_paper"``) or an :class:`SLTTStep` (``"sltt"``,
+    ``"sltt_k"`` with ``K``, its generator seeded with ``seed``)."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is unknown; allowed values: {list(METHODS)}")
+    if method == "bptt":
+        return bptt_step
+    if method == "bptt_paper":
+        return bptt_paper_step
+    return SLTTStep(k=K, seed=seed)
+
+
 def make_sltt_step(k: int | None = None, seed: int = 0) -> SLTTStep:
     """A picklable SLTT / SLTT-K ``step_fn`` for :func:`snnlab.train.fit` (see :class:`SLTTStep`)."""
     return SLTTStep(k=k, seed=seed)
@@ -298,13 +320,33 @@ def sltt_gradient(
         return _collect_grads(params)
 
 
-def _bptt_single_step(model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> float:
-    """BPTT through the single-step loop (same per-step BN as SLTT, temporal graph kept)."""
-    T = seq_len(x_seq)
+def bptt_paper_step(model: nn.Module, x_seq: torch.Tensor, y: torch.Tensor, loss_fn: LossFn) -> float:
+    r"""BPTT as the paper's official code runs it (``train_BPTT.py`` of github.com/qymeng94/SLTT).
+
+    The *same single-step network* as :func:`sltt_step` (``models/spiking_resnet.py``,
+    ``models/spiking_vgg_bn.py``: plain ``nn.Conv2d``/``nn.BatchNorm2d`` layers and single-step
+    ``BPTTNeuron``, a spikingjelly ``LIFNode``, ``modules/neuron.py``) is run in a Python loop
+    ``for t in range(T): out_all.append(net(x[t]))`` -- BatchNorm normalises every step with that
+    step's batch statistics, as in SLTT -- the T outputs are concatenated, the loss is taken over
+    them (``F.cross_entropy(cat(out_all), cat([y]*T))``: the mean over T of the per-step losses,
+    which is :math:`rac1T\sum_t \ell(o[t], y)` with ``loss_fn`` a per-step batch mean) and one
+    ``backward`` runs at the end through the whole unrolled graph (spatial and temporal paths).
+
+    It differs from :func:`snnlab.train.bptt_step` (multi-step modules, BN over the T*B samples,
+    spikingjelly's fused multi-step neuron op), which is kept as the second, stronger baseline.
+    The official script only implements this loop under ``torch.cuda.amp.autocast`` (its non-AMP
+    branch raises ``NotImplementedError``); AMP is a :class:`snnlab.train.TrainConfig` option.
+
+    Gradients accumulate in ``.grad``; step modes are restored on exit. Returns the objective.
+    """
+    T = seq_len(x_seq, model)
     with single_step(model):
         loss = sum(loss_fn(model(x_seq[t]), y) for t in range(T)) / T
         loss.backward()
     return float(loss.detach())
+
+
+_bptt_single_step = bptt_paper_step
 
 
 def bptt_gradient(
@@ -314,7 +356,7 @@ def bptt_gradient(
 
     ``step_mode="s"``: the single-step loop with the temporal graph kept, so the forward pass is
     exactly SLTT's (per-step BatchNorm); the only difference to :func:`sltt_gradient` is the
-    temporal path. ``"m"``: :func:`snnlab.train.bptt_step` (multi-step; BN over T*B). The two agree
+    temporal path. This is the paper's BPTT (:func:`bptt_paper_step`). ``"m"``: :func:`snnlab.train.bptt_step` (multi-step; BN over T*B). The two agree
     for networks without BatchNorm.
     """
     if step_mode not in ("s", "m"):
@@ -377,16 +419,51 @@ def check_lif(m: nn.Module) -> None:
         raise ValueError(f"explicit reference supports LIFNode neurons only, got {type(m).__name__}")
 
 
+def _batch_norm(m: nn.modules.batchnorm._BatchNorm, h: torch.Tensor) -> torch.Tensor:
+    r"""BatchNorm of one time step ``[B, C, ...]`` written out: in training mode (or without running
+    statistics) :math:`(h - \mu_B)/\sqrt{\sigma^2_B + \epsilon}` with the mean and the biased variance
+    over this step's batch (and spatial) positions -- per-step statistics, as in single-step mode
+    (sltt H.3) and the official code's per-step loop -- in eval mode with the running statistics;
+    then the affine map. The running statistics are not updated."""
+    dims = [0] + list(range(2, h.dim()))
+    shape = [1, -1] + [1] * (h.dim() - 2)
+    if m.training or m.running_mean is None:
+        mean = h.mean(dim=dims, keepdim=True)
+        var = ((h - mean) ** 2).mean(dim=dims, keepdim=True)
+    else:
+        mean, var = m.running_mean.view(shape), m.running_var.view(shape)
+    out = (h - mean) / torch.sqrt(var + m.eps)
+    if m.affine:
+        out = out * m.weight.view(shape) + m.bias.view(shape)
+    return out
+
+
+def _sws_weight(m: nn.Module) -> torch.Tensor:
+    r"""Scaled weight standardisation (sltt Eq. S12) written out:
+    :math:`g_i\gamma(W_i - \bar W_i)/\sqrt{N\,\mathrm{Var}(W_i) + \epsilon}` over each fan-in row."""
+    w = m.weight.flatten(1)
+    centred = w - w.mean(dim=1, keepdim=True)
+    var = (centred**2).mean(dim=1, keepdim=True)
+    std_w = centred / torch.sqrt(var * w.shape[1] + m.eps)
+    return (m.gain.flatten(1) * m.gamma * std_w).view_as(m.weight)
+
+
 def _apply_plain(m: nn.Module, h: torch.Tensor) -> torch.Tensor:
     """One stateless layer on one time step ``[B, ...]``, written with torch.nn.functional."""
-    if isinstance(m, (ScaledWSConv2d, ScaledWSLinear)):
-        raise ValueError(f"explicit reference supports plain layers only, got {type(m).__name__}")
+    if isinstance(m, ScaledWSLinear):
+        return F.linear(h, _sws_weight(m), m.bias)
+    if isinstance(m, ScaledWSConv2d):
+        if m.padding_mode != "zeros":
+            raise ValueError(f"explicit reference needs padding_mode='zeros', got {m.padding_mode!r}")
+        return F.conv2d(h, _sws_weight(m), m.bias, m.stride, m.padding, m.dilation, m.groups)
     if isinstance(m, nn.Linear):
         return F.linear(h, m.weight, m.bias)
     if isinstance(m, nn.Conv2d):
         if m.padding_mode != "zeros":
             raise ValueError(f"explicit reference needs padding_mode='zeros', got {m.padding_mode!r}")
         return F.conv2d(h, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+    if isinstance(m, nn.modules.batchnorm._BatchNorm):
+        return _batch_norm(m, h)
     if isinstance(m, nn.Flatten):
         return h.flatten(m.start_dim, m.end_dim)
     if isinstance(m, nn.AvgPool2d):
@@ -399,9 +476,60 @@ def _apply_plain(m: nn.Module, h: torch.Tensor) -> torch.Tensor:
     if isinstance(m, nn.Dropout) and (m.p == 0 or not m.training):
         return h
     raise ValueError(
-        f"explicit reference supports nn.Sequential nets of Linear, Conv2d, Flatten, AvgPool2d, "
-        f"AdaptiveAvgPool2d, Identity and LIFNode; got {type(m).__name__}"
+        f"explicit reference supports nested nn.Sequential nets of Linear, Conv2d (plain or sWS), "
+        f"BatchNorm, Flatten, AvgPool2d, AdaptiveAvgPool2d, Identity, LIFNode and the residual blocks "
+        f"of snnlab.core.models (BasicBlock, PreActBlock); got {type(m).__name__}"
     )
+
+
+class _Recursion:
+    """State of :func:`explicit_forward`: one membrane per LIF module, carried across steps."""
+
+    def __init__(self, cut_temporal: bool, record: dict[str, list] | None):
+        self.cut, self.record = cut_temporal, record
+        self.v: dict[int, torch.Tensor] = {}
+        self.order: dict[int, int] = {}  # LIF module id -> index in forward order (first step)
+
+    def lif(self, m: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        check_lif(m)
+        rest = 0.0 if m.v_reset is None else float(m.v_reset)
+        v = self.v.get(id(m))
+        if v is None:
+            v = torch.full_like(h, rest)
+        elif self.cut:
+            v = v.detach()
+        if m.decay_input:
+            u = v + (h - (v - rest)) / m.tau
+        else:
+            u = v - (v - rest) / m.tau + h
+        s = _heaviside_st(u - m.v_threshold, m.surrogate_function)
+        s_r = s.detach() if m.detach_reset else s
+        self.v[id(m)] = u - m.v_threshold * s_r if m.v_reset is None else (1.0 - s_r) * u + s_r * rest
+        if self.record is not None:
+            j = self.order.setdefault(id(m), len(self.order))
+            if j == len(self.record["u"]):
+                self.record["u"].append([])
+                self.record["s"].append([])
+            self.record["u"][j].append(u)
+            self.record["s"][j].append(s)
+        return s
+
+    def apply(self, m: nn.Module, h: torch.Tensor) -> torch.Tensor:
+        if isinstance(m, nn.Sequential):
+            for child in m:
+                h = self.apply(child, h)
+            return h
+        if isinstance(m, sj_neuron.BaseNode):
+            return self.lif(m, h)
+        if isinstance(m, BasicBlock):  # conv-BN-LIF-conv-BN, + shortcut(x), LIF after the add
+            out = self.apply(m.act1, self.apply(m.bn1, self.apply(m.conv1, h)))
+            out = self.apply(m.bn2, self.apply(m.conv2, out))
+            return self.apply(m.act2, out + self.apply(m.shortcut, h))
+        if isinstance(m, PreActBlock):  # BN-LIF-conv-BN-LIF-conv, + shortcut of x or of the spikes
+            a = self.apply(m.act1, self.apply(m.bn1, h))
+            out = self.apply(m.conv2, self.apply(m.act2, self.apply(m.bn2, self.apply(m.conv1, a))))
+            return out + self.apply(m.shortcut, a if m.shortcut_from == "spikes" else h)
+        return _apply_plain(m, h)
 
 
 def explicit_forward(
@@ -410,10 +538,12 @@ def explicit_forward(
     cut_temporal: bool = True,
     record: dict[str, list] | None = None,
 ) -> list[torch.Tensor]:
-    r"""Forward pass of a sequential spiking net written out as an explicit per-layer recursion.
+    r"""Forward pass of a spiking net written out as an explicit per-layer recursion.
 
-    Walks ``model`` (nested ``nn.Sequential`` of plain layers and spikingjelly ``LIFNode``) and
-    applies, for every step t and LIF layer (parameters read from the node):
+    Walks ``model`` (nested ``nn.Sequential`` of plain layers, BatchNorm, sWS layers, the residual
+    blocks :class:`snnlab.core.models.BasicBlock` / :class:`~snnlab.core.models.PreActBlock`, and
+    spikingjelly ``LIFNode``) and applies, for every step t and LIF layer (parameters read from
+    the node):
 
     .. math::
 
@@ -423,52 +553,24 @@ def explicit_forward(
     :math:`s[t] = H(u[t] - V_{th})` (straight-through from the surrogate's primitive),
     :math:`v[t] = u[t] - V_{th}s[t]` (soft, ``v_reset=None``, :math:`v_r = 0`) or
     :math:`v[t] = (1 - s[t])u[t] + s[t]v_r` (hard). With ``cut_temporal`` the carried
-    :math:`v[t-1]` is detached (the SLTT gradient); without it this is BPTT. Nothing of
-    spikingjelly's neuron code or of :func:`sltt_step` is used.
+    :math:`v[t-1]` is detached (the SLTT gradient); without it this is BPTT with per-step
+    BatchNorm (the paper's BPTT, :func:`bptt_paper_step`). BatchNorm uses each step's own batch
+    statistics in training mode, the running ones in eval mode (written out, not updated); sWS
+    standardises the weights by its own formula. Nothing of spikingjelly's neuron code, of the
+    modules' ``forward`` or of :func:`sltt_step` is used.
 
     ``x_seq`` ``[T, B, ...]``; returns the T outputs ``[B, C]``. ``record`` (a dict) receives
-    ``"u"`` and ``"s"``: per LIF layer, lists of T tensors ``[B, ...]`` (part of the graph).
+    ``"u"`` and ``"s"``: per LIF layer (forward order), lists of T tensors ``[B, ...]`` (part of
+    the graph).
     """
     T = seq_len(x_seq)
-    mods = leaves(model)
-    lif_idx = [i for i, m in enumerate(mods) if isinstance(m, sj_neuron.BaseNode)]
-    for i in lif_idx:
-        check_lif(mods[i])
+    for m in model.modules():
+        if isinstance(m, sj_neuron.BaseNode):
+            check_lif(m)
     if record is not None:
-        record["u"] = [[] for _ in lif_idx]
-        record["s"] = [[] for _ in lif_idx]
-    state: dict[int, torch.Tensor] = {}
-    outs = []
-    for t in range(T):
-        h = x_seq[t]
-        j = 0
-        for i, m in enumerate(mods):
-            if not isinstance(m, sj_neuron.BaseNode):
-                h = _apply_plain(m, h)
-                continue
-            rest = 0.0 if m.v_reset is None else float(m.v_reset)
-            v = state.get(i)
-            if v is None:
-                v = torch.full_like(h, rest)
-            elif cut_temporal:
-                v = v.detach()
-            if m.decay_input:
-                u = v + (h - (v - rest)) / m.tau
-            else:
-                u = v - (v - rest) / m.tau + h
-            s = _heaviside_st(u - m.v_threshold, m.surrogate_function)
-            s_r = s.detach() if m.detach_reset else s
-            if m.v_reset is None:
-                state[i] = u - m.v_threshold * s_r
-            else:
-                state[i] = (1.0 - s_r) * u + s_r * rest
-            if record is not None:
-                record["u"][j].append(u)
-                record["s"][j].append(s)
-            j += 1
-            h = s
-        outs.append(h)
-    return outs
+        record["u"], record["s"] = [], []
+    rec = _Recursion(cut_temporal, record)
+    return [rec.apply(model, x_seq[t]) for t in range(T)]
 
 
 def reference_gradient(

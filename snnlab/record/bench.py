@@ -110,7 +110,13 @@ class _Packed:
 class SavedTensorMeter:
     """Context manager measuring bytes saved for backward.
 
-    ``total``: bytes of every saved tensor storage over the whole block (each storage once).
+    ``total``: bytes that became saved over the whole block: a storage is charged when it enters
+    the set of saved storages (its first pack while no saved tensor holds it); several tensors
+    saved from one storage at once count once, and a storage saved again after every earlier save
+    of it was released (the next step's graph, or a new tensor the allocator put at a freed
+    address) counts again. So the total of T sequential one-step graphs (SLTT) grows with T.
+    (Deduplicating by address over the whole block, as before, undercounted: freed addresses are
+    reused, and SLTT totals went *down* with T.)
     ``peak``: the largest amount alive at once; for online methods that free each step's graph
     (SLTT) this stays flat in T while BPTT's grows.
 
@@ -126,8 +132,7 @@ class SavedTensorMeter:
         self.peak = 0
         self.total = 0
         self.count = 0
-        self._refs: dict[int, list[int]] = {}  # storage key -> [refcount, nbytes]
-        self._seen: set[int] = set()
+        self._refs: dict[int, list[int]] = {}  # storage key -> [refcount, nbytes] of live saves
         self._lock = threading.Lock()
         self._ctx = None
 
@@ -141,12 +146,10 @@ class SavedTensorMeter:
             if ref is None:
                 self._refs[key] = [1, nbytes]
                 self.live += nbytes
+                self.total += nbytes
                 self.peak = max(self.peak, self.live)
             else:
                 ref[0] += 1
-            if key not in self._seen:
-                self._seen.add(key)
-                self.total += nbytes
         return _Packed(t, key, self)
 
     def _release(self, key: int) -> None:

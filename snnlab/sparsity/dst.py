@@ -126,9 +126,14 @@ def srigl_update(weight: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, d
        K / n_{out}\rfloor)`; at least :math:`\lceil K / \text{fan\_in}\rceil` neurons (the ones
        with most salient weights) and at least one stay; without ablation all stay;
     3. fan-in :math:`k = \min(\text{fan\_in}, \max(1, \lfloor K / n_{active}\rfloor))`;
-    4. each active neuron keeps its (at most k) largest-magnitude weights among its kept active
-       weights of step 1 and grows :math:`k - \text{kept}_i` connections outside them by largest
-       :math:`|g|`; ablated neurons have no active connection.
+    4. ablate before choosing the kept set, as the reference code does (github.com/calgaryml/
+       condensed-sparsity, ``src/rigl_torch/rigl_constant_fan.py``, ``_get_drop_mask``: the
+       ablated neurons' drop scores are set below the minimum before the global top-:math:`(n - n_d)`
+       by :math:`|w|`): the kept set is the :math:`n - n_d` largest-:math:`|w|` active weights of
+       the *surviving* neurons; each surviving neuron keeps at most k of them (largest
+       :math:`|w|`; the reference truncates by a sort of the boolean mask, i.e. arbitrarily) and
+       grows :math:`k - \text{kept}_i` connections outside them by largest :math:`|g|`
+       (``_get_grow_mask``); ablated neurons have no active connection.
 
     The new mask has exactly k active connections in each of the :math:`n_{active}` active rows
     (:math:`n_{active} k \le K`, except without ablation when K < n_out: one per neuron).
@@ -159,7 +164,8 @@ def srigl_update(weight: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, d
         active = torch.ones(n_out, dtype=torch.bool, device=mask.device)
     n_active = int(active.sum())
     k = min(fan_in, max(1, budget // n_active))
-    kept = keep & active[:, None]
+    n_keep_active = min(n - n_drop, int((m & active[:, None]).sum()))
+    kept = topk_mask(torch.where(m & active[:, None], w, torch.full_like(w, -1.0)), n_keep_active)
     kept_rank = _rank_rows(torch.where(kept, w, torch.full_like(w, -1.0)))
     n_kept = kept.sum(1).clamp(max=k)
     kept = kept & (kept_rank < n_kept[:, None])
@@ -321,11 +327,32 @@ class DST(MaskHook):
                 self.active[k] = act.cpu()
             born = new & ~old
             p.masked_fill_(born, 0.0)
+            self._reset_optimizer_state(p, new, born)
             self.masks[k] = new
             self.ever_active[k] |= new.cpu()
             regrown[k] = int(born.sum())
         self.masks.apply(model)
         self._record(step, f, regrown)
+
+    def set_optimizer(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """The optimizer whose per-weight state :meth:`update` resets (called by
+        :func:`snnlab.train.fit` for every hook that has this method)."""
+        self.optimizer = optimizer
+
+    @torch.no_grad()
+    def _reset_optimizer_state(self, p: torch.Tensor, new: torch.Tensor, born: torch.Tensor) -> None:
+        """Zero the optimizer's per-weight state outside the new mask and at regrown weights, as
+        the reference ``reset_momentum`` (``src/rigl_torch/rigl_scheduler.py``: SGD's
+        ``momentum_buffer *= mask``, run after every mask update) -- extended to Adam's
+        ``exp_avg`` / ``exp_avg_sq``. (Adam's step count is per tensor and is not reset.)"""
+        opt = getattr(self, "optimizer", None)
+        if opt is None:
+            return
+        state = opt.state.get(p, {})
+        for key in ("momentum_buffer", "exp_avg", "exp_avg_sq"):
+            buf = state.get(key)
+            if isinstance(buf, torch.Tensor) and buf.shape == p.shape:
+                buf.masked_fill_(~new.to(buf.device) | born.to(buf.device), 0.0)
 
     # -- statistics --------------------------------------------------------------------------
     def itop(self) -> float:
@@ -386,37 +413,23 @@ class DST(MaskHook):
 def srigl_mask_from_weight(
     weight: torch.Tensor, density: float, gamma_sal: float = 0.3, ablation: bool = True
 ) -> torch.Tensor:
-    """SRigL-style constant fan-in mask with neuron ablation from a dense weight [out, in]
-    (a one-shot magnitude version of SRigL's mask update, used by the Appendix I benchmark):
+    """SRigL's constant fan-in mask with neuron ablation, one-shot from a dense weight [out, in]
+    (used by the Appendix I benchmark). The same selection code as :func:`srigl_update`:
 
-    1. budget K = round(density · out · in); the *salient* weights are the K largest |W_ij| of the
-       layer (the unstructured set RigL would keep);
-    2. neuron i is ablated when its salient count s_i < max(1, γ_sal · K/out) (SRigL keeps at
-       least one salient weight per neuron, Appendix E); ``ablation=False`` ablates none;
-    3. the K non-zeros are redistributed over the n_kept surviving neurons:
-       k = min(in, max(1, round(K / n_kept))), and each keeps its k largest |W_ij|.
-
-    Returns bool [out, in]: k ones in each kept row, ablated rows all zero. If every neuron would
-    be ablated, the one with the most salient weights is kept.
+    budget K = max(1, floor(density * out * in)) (the reference's ``int(numel * (1 - sparsity))``,
+    ``get_fan_in_after_ablation`` in ``src/rigl_torch/utils/rigl_utils.py``); the salient set is
+    the K largest |W_ij| (the mask passed to :func:`srigl_update` with drop fraction 0), and
+    regrowth is scored by |W| as well, so every surviving neuron keeps its k = floor(K / n_active)
+    largest |W_ij|. The mask never exceeds K non-zeros with ablation (each surviving neuron has a
+    salient weight, so n_active <= K).
     """
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
         raise ValueError(f"weight must be a 2-D tensor [out, in], got shape {tuple(getattr(weight, 'shape', ()))}")
     density = checks.number_in("density", density, 0, 1, lo_open=True, why=" (density = 1 - sparsity)")
     if not checks.is_real(gamma_sal) or not (0 <= gamma_sal <= 1):
         raise ValueError(f"gamma_sal={gamma_sal!r} is out of range; allowed values: 0 <= gamma_sal <= 1")
-    n_out, n_in = weight.shape
-    a = weight.detach().abs().reshape(-1).to(torch.float64)
-    budget = max(1, int(round(density * n_out * n_in)))
-    salient = torch.zeros(n_out * n_in, dtype=torch.bool)
-    salient[a.topk(budget, sorted=False).indices.cpu()] = True
-    counts = salient.view(n_out, n_in).sum(1)
-    threshold = max(1.0, gamma_sal * budget / n_out)
-    keep = counts >= threshold if ablation else torch.ones(n_out, dtype=torch.bool)
-    if not torch.any(keep):
-        keep[counts.argmax()] = True
-    n_kept = int(keep.sum())
-    k = min(n_in, max(1, int(round(budget / n_kept))))
-    top = a.view(n_out, n_in).topk(k, dim=1, sorted=False).indices.cpu()
-    mask = torch.zeros(n_out, n_in, dtype=torch.bool).scatter_(1, top, True)
-    mask &= keep[:, None]
+    a = weight.detach().abs().to(torch.float64)
+    budget = max(1, int(math.floor(density * a.numel() + 1e-9)))
+    salient = topk_mask(a.reshape(-1), budget).reshape(a.shape)
+    mask, _ = srigl_update(a, a, salient, 0.0, budget, gamma_sal=gamma_sal, ablation=ablation)
     return mask.to(weight.device)

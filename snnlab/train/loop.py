@@ -27,7 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import checks, data
-from ..core.encoding import ENCODINGS, encode_batch
+from ..core.encoding import AUGMENTATIONS, ENCODINGS, augment_batch, encode_batch
 from ..core.models import spiking_neurons
 from ..grad.bptt import bptt_step
 from . import checkpoint
@@ -67,6 +67,14 @@ class TrainConfig:
     device: str = "cpu"
     checkpoint_dir: str | None = None
     progress: bool = True
+    #: training-time augmentation of static image batches (:func:`snnlab.core.encoding.augment_batch`):
+    #: ``"none"`` (default) or ``"crop_flip_cutout"`` (the SLTT official code's crop/cutout/flip);
+    #: ``augment_kw``: its ``pad``, ``mean``, ``std``. Test data are never augmented.
+    augment: str = "none"
+    augment_kw: dict = field(default_factory=dict)
+    #: automatic mixed precision: forward and backward under ``torch.autocast("cuda", float16)``
+    #: with a ``GradScaler`` (as the SLTT official code's ``-amp``); a no-op on CPU (full precision).
+    amp: bool = False
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field (before any training)."""
@@ -83,6 +91,11 @@ class TrainConfig:
             checks.fail("loss_kw", self.loss_kw, "a dict of keyword arguments for the loss")
         make_loss(self.loss, **self.loss_kw)
         checks.choice("device", self.device, ("cpu", "cuda", "auto"))
+        checks.choice("augment", self.augment, AUGMENTATIONS)
+        if not isinstance(self.augment_kw, dict) or set(self.augment_kw) - {"pad", "mean", "std"}:
+            checks.fail("augment_kw", self.augment_kw, "a dict with keys among pad, mean, std")
+        if not isinstance(self.amp, bool):
+            checks.fail("amp", self.amp, "True or False")
 
     def resolved_device(self) -> torch.device:
         if self.device == "auto":
@@ -93,6 +106,9 @@ class TrainConfig:
         d = asdict(self)
         for k in ("checkpoint_dir", "progress"):
             d.pop(k)
+        for k, default in (("augment", "none"), ("augment_kw", {}), ("amp", False)):
+            if d[k] == default:  # options added later: a default run keeps its old key (and cache)
+                d.pop(k)
         return d
 
 
@@ -186,6 +202,17 @@ def _call(hooks: Sequence[Any], method: str, *args: Any) -> None:
             fn(*args)
 
 
+class _ScaledLoss:
+    """``loss_fn`` times the AMP ``GradScaler``'s scale, so a step function's own ``backward`` is
+    scaled (``scaler.scale(loss).backward()`` of the official code); hooks see scaled gradients."""
+
+    def __init__(self, loss_fn: Callable, scaler: Any):
+        self.loss_fn, self.scaler = loss_fn, scaler
+
+    def __call__(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.scaler.scale(self.loss_fn(out.float(), y))
+
+
 def fit(
     model: nn.Module,
     train_ds,
@@ -213,6 +240,7 @@ def fit(
     model.to(device)
     gen = seed_everything(cfg.seed)
     opt, sched = _make_optimizer(model, cfg)
+    _call(hooks, "set_optimizer", opt)  # DST resets the optimizer state of regrown weights
     history: list[dict] = []
     start_epoch = 0
     ckpt = Path(cfg.checkpoint_dir) / "last.pt" if cfg.checkpoint_dir else None
@@ -232,6 +260,7 @@ def fit(
         checkpoint.set_rng_state(state["rng"], gen)
     x_all, y_all = data.tensors(train_ds)
     temporal = bool(getattr(train_ds, "is_temporal", False))
+    scaler = torch.amp.GradScaler("cuda") if cfg.amp and device.type == "cuda" else None  # AMP: GPU only
     global_step = start_epoch * -(-len(y_all) // cfg.batch_size)
     bar = tqdm(range(start_epoch, cfg.epochs), desc="train", disable=not cfg.progress, initial=start_epoch,
                total=cfg.epochs)
@@ -240,14 +269,28 @@ def fit(
         model.train()
         losses = []
         for idx in data.batches(len(y_all), cfg.batch_size, gen):
-            x_seq = encode_batch(x_all[idx], cfg.T, cfg.encoding, temporal, gen).to(device)
+            xb = x_all[idx]
+            if cfg.augment != "none":
+                if temporal:
+                    raise ValueError(f"augment={cfg.augment!r} is for static images; this dataset is temporal")
+                xb = augment_batch(xb, cfg.augment, gen, **cfg.augment_kw)
+            x_seq = encode_batch(xb, cfg.T, cfg.encoding, temporal, gen).to(device)
             y = y_all[idx].to(device)
             opt.zero_grad(set_to_none=True)
             functional.reset_net(model)
-            losses.append(step_fn(model, x_seq, y, loss_fn))
+            if scaler is not None:
+                with torch.autocast("cuda", dtype=torch.float16):
+                    scaled = step_fn(model, x_seq, y, _ScaledLoss(loss_fn, scaler))
+                losses.append(scaled / scaler.get_scale())
+            else:
+                losses.append(step_fn(model, x_seq, y, loss_fn))
             functional.reset_net(model)
             _call(hooks, "after_backward", model, global_step)
-            opt.step()
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
             _call(hooks, "after_step", model, global_step)
             global_step += 1
         if sched is not None:

@@ -21,10 +21,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ...core import models
 from ...core.models import spiking_neurons
-from ...grad.bptt import bptt_step
 from ...grad.sltt import (
+    BPTT_METHODS,
     LossFn,
-    SLTTStep,
     check_lif,
     cosine,
     leaves,
@@ -34,6 +33,7 @@ from ...grad.sltt import (
     seq_len,
     single_step,
     sltt_step,
+    step_function,
     surrogate_grad,
 )
 from ...record import bench
@@ -224,7 +224,7 @@ def op_count_formula(d: int, method: str, T: int, K: int | None = None, batch: i
     for name, v in (("d", d), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name}={v!r} is invalid; allowed values: integers >= 1")
-    if method == "bptt":
+    if method in BPTT_METHODS:  # the same backward algorithm, whatever the BN statistics
         steps, matmul, elementwise, per_step = T, 2 * d * d * T, d * T + 2 * d * (T - 1), 2 * d * d + 3 * d
     else:
         steps = T if method == "sltt" else K
@@ -418,10 +418,11 @@ def count_backward_ops(
         counts = fc.get_flop_counts()
         return {n: sum(counts.get(f"Sequential.{n}", {}).values()) for n in lin_names}
 
-    steps = sample_bp_steps(T, K, torch.Generator().manual_seed(seed)) if method != "bptt" else list(range(T))
-    if method == "bptt":
+    steps = sample_bp_steps(T, K, torch.Generator().manual_seed(seed)) if method not in BPTT_METHODS \
+        else list(range(T))
+    if method in BPTT_METHODS:
         def train_fn() -> None:
-            bptt_step(net, x_seq, y, ce_loss)
+            step_function(method)(net, x_seq, y, ce_loss)
     else:
         def train_fn() -> None:
             sltt_step(net, x_seq, y, ce_loss, k=K, generator=torch.Generator().manual_seed(seed))
@@ -434,8 +435,8 @@ def count_backward_ops(
     fwd = flops_by_module(fwd_fn)
     net.zero_grad(set_to_none=True)
     backward_mults = [(total[n] - fwd[n]) // 2 for n in lin_names]
-    _, inst = algorithm_backward(net, x_seq, y, ce_loss, method="bptt" if method == "bptt" else "sltt",
-                                 steps=None if method == "bptt" else steps)
+    _, inst = algorithm_backward(net, x_seq, y, ce_loss, method="bptt" if method in BPTT_METHODS else "sltt",
+                                 steps=None if method in BPTT_METHODS else steps)
     return {
         "d": d, "T": T, "K": K, "method": method, "layers": layers, "batch": batch,
         "formula": formula,
@@ -492,7 +493,7 @@ class _Run:
         self.x_seq, self.y = x_seq.to(self.device), y.to(self.device)
         if self.x_seq.shape[0] != T:
             raise ValueError(f"x_factory({T}) returned x_seq with {self.x_seq.shape[0]} steps; expected T={T}")
-        self.step = bptt_step if self.method == "bptt" else SLTTStep(k=self.K, seed=seed)
+        self.step = step_function(self.method, self.K, seed)
         self.times: list[float] = []
 
     def __call__(self) -> None:
@@ -550,8 +551,9 @@ def measure_memory_time(
     """Memory and time of one training iteration (forward + backward) of ``method`` at ``T`` steps.
 
     ``model_factory()`` builds a multi-step model (called after ``torch.manual_seed(seed)``);
-    ``x_factory(T)`` returns ``(x_seq [T, B, ...], y)``. ``method``: ``"bptt"``
-    (:func:`snnlab.train.bptt_step`), ``"sltt"`` or ``"sltt_k"`` (with ``K``). ``loss_fn``: per-step
+    ``x_factory(T)`` returns ``(x_seq [T, B, ...], y)``. ``method``: ``"bptt"`` (fused multi-step
+    :func:`snnlab.train.bptt_step`), ``"bptt_paper"`` (the official code's per-step loop,
+    :func:`snnlab.grad.sltt.bptt_paper_step`), ``"sltt"`` or ``"sltt_k"`` (with ``K``). ``loss_fn``: per-step
     loss (default :func:`snnlab.train.ce_loss`). Each iteration zeroes the gradients and resets the
     neurons around the step. Returns
 
@@ -574,7 +576,8 @@ def compare_methods(
     model_factory: Callable[[], nn.Module],
     x_factory: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
     T: int,
-    methods: tuple[tuple[str, int | None], ...] = (("bptt", None), ("sltt", None), ("sltt_k", 2)),
+    methods: tuple[tuple[str, int | None], ...] = (("bptt", None), ("bptt_paper", None), ("sltt", None),
+                                                   ("sltt_k", 2)),
     repeats: int = 5,
     warmup: int = 1,
     loss_fn: LossFn | None = None,

@@ -239,7 +239,9 @@ def accuracy_vs_T(summary, paper: Mapping[str, Any] | None = None, ours_title: s
     axes[0, 0].legend(fontsize="small")
     if paper:
         for m in ("bptt", "sltt"):
-            axes[0, 1].plot(paper["T"], paper[m]["acc"], marker="D", color=METHOD_COLORS[m], label=METHOD_LABELS[m])
+            key = "bptt_paper" if m == "bptt" else m  # the paper's BPTT is the per-step loop
+            axes[0, 1].plot(paper["T"], paper[m]["acc"], marker="D", color=METHOD_COLORS[key],
+                            label=METHOD_LABELS[key])
         axes[0, 1].set(xlabel="T", ylabel="test accuracy (%)", title=paper_title)
         axes[0, 1].legend(fontsize="small")
     return fig

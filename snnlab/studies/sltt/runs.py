@@ -41,7 +41,7 @@ from ...core import models
 from ...core.encoding import encode
 from ...core.models import ARCHITECTURES, NORMS, build, spiking_neurons
 from ...core.surrogate import Rectangle
-from ...grad.sltt import bptt_sltt_cosine, epsilon_diagonal, make_sltt_step
+from ...grad.sltt import bptt_sltt_cosine, epsilon_diagonal, step_function
 from ...paths import REPO_ROOT
 from ...record.params import validate
 from ...train import TETLoss, TrainConfig, evaluate, fit
@@ -83,11 +83,14 @@ __all__ = [
     "op_count_measured",
 ]
 
-METHOD_LABELS = {"bptt": "BPTT", "sltt": "SLTT", "sltt_k": "SLTT-K"}
+#: ``"bptt"``: fused multi-step BPTT (BN over T*B; the stronger baseline); ``"bptt_paper"``: the
+#: paper's BPTT as the official ``train_BPTT.py`` runs it (per-step loop, per-step BN)
+METHOD_LABELS = {"bptt": "BPTT", "bptt_paper": "BPTT (paper loop)", "sltt": "SLTT", "sltt_k": "SLTT-K"}
 RESETS = ("soft", "hard")
 OPTIMIZERS = ("adam", "sgd")
-METHOD_COLORS = {"bptt": "#d55e00", "sltt": "#0072b2", "sltt_k": "#009e73"}
-METHOD_STYLE = {"bptt": dict(marker="o", ls="-"), "sltt": dict(marker="o", ls="-"), "sltt_k": dict(marker="s", ls="--")}
+METHOD_COLORS = {"bptt": "#d55e00", "bptt_paper": "#cc79a7", "sltt": "#0072b2", "sltt_k": "#009e73"}
+METHOD_STYLE = {"bptt": dict(marker="o", ls="-"), "bptt_paper": dict(marker="^", ls=":"),
+                "sltt": dict(marker="o", ls="-"), "sltt_k": dict(marker="s", ls="--")}
 MIB = 2.0**20
 
 
@@ -133,8 +136,10 @@ def load_benchmark(name: str = "sltt_memory_time_cpu") -> dict[str, Any] | None:
 class Variant:
     """One training run's method and neuron/normalisation choice.
 
-    ``method``: ``"bptt"`` (:func:`snnlab.train.bptt_step`, multi-step; BN over T*B),
-    ``"sltt"`` or ``"sltt_k"`` (:func:`snnlab.sltt.make_sltt_step`; per-step BN). ``K``: the
+    ``method``: ``"bptt"`` (:func:`snnlab.train.bptt_step`, fused multi-step; BN over T*B: the
+    stronger baseline), ``"bptt_paper"`` (:func:`snnlab.grad.sltt.bptt_paper_step`: the paper's
+    BPTT as the official ``train_BPTT.py`` runs it, per-step loop and per-step BN), ``"sltt"`` or
+    ``"sltt_k"`` (:func:`snnlab.sltt.make_sltt_step`; per-step BN). ``K``: the
     back-propagated steps of SLTT-K (1..T; None otherwise). ``reset``: ``"soft"`` (Eq. S1) or
     ``"hard"`` (Eq. S10, reset to 0). ``norm``: ``"bn"``, ``"sws"`` or ``"none"``.
     """
@@ -268,7 +273,7 @@ def train_variant(variant: Variant, setup: Setup, train_ds, test_ds, cache: bool
     net = build_model(variant, setup, train_ds)
     ckpt = str(variant_cache_dir(variant, setup, train_ds)) if cache else None
     cfg = _train_config(variant, setup, ckpt, progress)
-    step = None if variant.method == "bptt" else make_sltt_step(variant.K, seed=variant.seed)
+    step = None if variant.method == "bptt" else step_function(variant.method, variant.K, seed=variant.seed)
     history = fit(net, train_ds, test_ds, cfg, step_fn=step)
     ev = evaluate(net, test_ds, variant.T, device=cfg.resolved_device(), seed=variant.seed)
     return {"variant": variant, "acc": ev["acc"], "acc_per_t": ev["acc_per_t"],
@@ -330,18 +335,19 @@ def table_s2_accuracy(summary, paper: Mapping[str, Any] | None = None, Ts: Seque
     """Table S2 analogue: accuracy (%) per T of BPTT, SLTT, SLTT-K (ours, soft reset, BN) beside the
     paper's ``table_s2_cifar10`` (``{"T": [...], "bptt": {"acc": [...]}, "sltt": {"acc": [...]}}``).
 
-    Columns: ``ours BPTT``, ``ours SLTT``, ``ours SLTT-K``, ``ours SLTT - BPTT`` (and the ``±``
-    std columns), then ``paper BPTT``, ``paper SLTT``, ``paper SLTT - BPTT``. NaN where absent.
+    Columns: ``ours BPTT`` (fused), ``ours BPTT (paper)`` (the official per-step loop), ``ours SLTT``,
+    ``ours SLTT-K``, ``ours SLTT - BPTT``, ``ours SLTT - BPTT (paper)`` (and the ``±`` std columns), then ``paper BPTT``, ``paper SLTT``, ``paper SLTT - BPTT``. NaN where absent.
     """
 
     Ts = sorted(set(summary["T"])) if Ts is None else list(Ts)
     p_T = list(paper["T"]) if paper else []
     rows = []
     for T in Ts:
-        b, s, k = (lookup_acc(summary, m, T) for m in ("bptt", "sltt", "sltt_k"))
+        b, bp, s, k = (lookup_acc(summary, m, T) for m in ("bptt", "bptt_paper", "sltt", "sltt_k"))
         row = {"T": T, "ours BPTT": b, "± BPTT": lookup_acc(summary, "bptt", T, col="acc_std"),
+               "ours BPTT (paper)": bp, "± BPTT (paper)": lookup_acc(summary, "bptt_paper", T, col="acc_std"),
                "ours SLTT": s, "± SLTT": lookup_acc(summary, "sltt", T, col="acc_std"),
-               "ours SLTT-K": k, "ours SLTT - BPTT": s - b}
+               "ours SLTT-K": k, "ours SLTT - BPTT": s - b, "ours SLTT - BPTT (paper)": s - bp}
         if T in p_T:
             i = p_T.index(T)
             pb, ps = paper["bptt"]["acc"][i], paper["sltt"]["acc"][i]
@@ -592,16 +598,20 @@ class RandomDirectInput:
 
 def memory_time_sweep(factory: Callable[[], nn.Module], inputs: Callable[[int], tuple], Ts: Sequence[int],
                       K: int = 2, repeats: int = 5, warmup: int = 1, loss_fn=None, seed: int = 0,
-                      device: str = "cpu", progress: bool = True) -> list[dict[str, Any]]:
-    """:func:`snnlab.sltt.compare_methods` (BPTT, SLTT, SLTT-K; interleaved timing) for every T,
-    concatenated: one row per (method, T). SLTT-K is skipped where K > T."""
+                      device: str = "cpu", progress: bool = True,
+                      baselines: Sequence[str] = ("bptt", "bptt_paper")) -> list[dict[str, Any]]:
+    """:func:`snnlab.sltt.compare_methods` (the ``baselines``: fused BPTT and the paper's per-step
+    BPTT by default; SLTT, SLTT-K; interleaved timing) for every T, concatenated: one row per
+    (method, T). SLTT-K is skipped where K > T."""
+    for b in baselines:
+        checks.choice("baselines entry", b, ["bptt", "bptt_paper"])
 
 
     Ts = [checks.int_at_least("Ts entry", T, 1) for T in Ts]
     K = checks.int_at_least("K", K, 1)
     rows: list[dict[str, Any]] = []
     for T in tqdm(Ts, desc="T", disable=not progress):
-        methods = [("bptt", None), ("sltt", None)] + ([("sltt_k", K)] if K <= T else [])
+        methods = [(b, None) for b in baselines] + [("sltt", None)] + ([("sltt_k", K)] if K <= T else [])
         rows += compare_methods(factory, inputs, T, methods, repeats=repeats, warmup=warmup, loss_fn=loss_fn,
                                 seed=seed, device=device)
     return rows
@@ -635,7 +645,10 @@ def memory_time_summary(rows: Sequence[Mapping[str, Any]], T_ref: int = 6) -> di
     * ``bptt_fit``: :func:`linear_fit` of BPTT's peak (MiB) against T;
     * ``memory_ratio``: BPTT / SLTT peak per T;
     * ``time_ms[method]`` per T; ``time_ratio_sltt`` (SLTT / BPTT) and ``time_ratio_sltt_k`` per T;
-    * ``T_ref`` (the T closest to ``T_ref`` present) and the two time ratios there.
+    * ``T_ref`` (the T closest to ``T_ref`` present) and the two time ratios there;
+    * with ``"bptt_paper"`` rows (the paper's BPTT), the same against it: ``memory_ratio_paper``,
+      ``time_ratio_sltt_paper``, ``time_ratio_sltt_k_paper``, ``time_ratio_sltt_paper_at_ref``,
+      ``speedup_sltt_k_paper_at_ref`` (NaN / empty without those rows).
     """
     Ts = sorted({int(r["T"]) for r in rows})
     if len(Ts) < 2:
@@ -667,6 +680,14 @@ def memory_time_summary(rows: Sequence[Mapping[str, Any]], T_ref: int = 6) -> di
     }
     out["time_ratio_sltt_at_ref"] = out["time_ratio_sltt"][i]
     out["speedup_sltt_k_at_ref"] = 1.0 / out["time_ratio_sltt_k"][i] if out["time_ratio_sltt_k"] else float("nan")
+    paper_b = "bptt_paper" in time_ms
+    out["memory_ratio_paper"] = ratio(saved["bptt_paper"], saved["sltt"]) if paper_b else []
+    out["time_ratio_sltt_paper"] = ratio(time_ms["sltt"], time_ms["bptt_paper"]) if paper_b else []
+    out["time_ratio_sltt_k_paper"] = ratio(time_ms["sltt_k"], time_ms["bptt_paper"]) \
+        if paper_b and "sltt_k" in time_ms else []
+    out["time_ratio_sltt_paper_at_ref"] = out["time_ratio_sltt_paper"][i] if paper_b else float("nan")
+    out["speedup_sltt_k_paper_at_ref"] = 1.0 / out["time_ratio_sltt_k_paper"][i] \
+        if out["time_ratio_sltt_k_paper"] else float("nan")
     return out
 
 
@@ -692,6 +713,8 @@ def table_s2_memory_time(rows: Sequence[Mapping[str, Any]], paper: Mapping[str, 
         for m, r in got.items():
             row[f"ours {METHOD_LABELS[m]} ms"] = r["time_median_s"] * 1e3 if r else float("nan")
         row["ours time SLTT/BPTT"] = s["time_median_s"] / b["time_median_s"] if b and s else float("nan")
+        bp = got["bptt_paper"]
+        row["ours time SLTT/BPTT (paper)"] = s["time_median_s"] / bp["time_median_s"] if bp and s else float("nan")
         for m, r in got.items():
             row[f"ours {METHOD_LABELS[m]} RSS MiB"] = r["rss_peak_delta_bytes"] / MIB if r else float("nan")
             cuda = r.get("cuda_peak_bytes") if r else None
