@@ -36,10 +36,10 @@ figures: $(STAMP)
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check snnlab tests benchmarks
 	$(VENV)/bin/lint-imports
-	@# two workers (one per core); loadgroup keeps a notebook's nbval cells on one worker (tests/conftest.py);
-	@# both share one results root, so the cached trainings are trained once per session
+	@# two workers (one per core); loadscope keeps a notebook's nbval cells, and each paper's notebook runs
+	@# (one test class per paper), on one worker; both share one results root (cached trainings are shared)
 	d=$$(mktemp -d); SNNLAB_RESULTS=$$d/results SNNLAB_KERNEL_DIR=$$d/kernels SNNLAB_REQUIRE_NATIVE=1 \
-	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
+	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
 
 # System packages the tests need: a C compiler with OpenMP (native kernels) and Debian's chromium (browser
 # tests). As root (CI) they are installed with apt-get when missing; otherwise a missing compiler stops here
@@ -51,3 +51,15 @@ system-deps:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
 	  echo "make test: no chromium; the browser tests will skip (apt-get install chromium to run them)" >&2
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/condensed_linear.py
+	$(PY) benchmarks/sltt_memory_time.py
+	$(PY) benchmarks/ssgd_speed_memory.py
+	$(PY) benchmarks/lth_search_time.py
+
+clean-notebooks: $(STAMP)
+	$(PY) -m snnlab.suite.cli clean

@@ -8,9 +8,6 @@ under the session's temporary directory instead of ``~/.cache``. A user's own se
 
 import os
 import tempfile
-from pathlib import Path
-
-import pytest
 
 
 def pytest_configure(config):
@@ -19,12 +16,3 @@ def pytest_configure(config):
     if "SNNLAB_KERNEL_DIR" not in os.environ:
         os.environ["SNNLAB_KERNEL_DIR"] = tempfile.mkdtemp(prefix="snnlab-test-kernels-")
 
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``), keep the cells of one notebook checked by nbval on one
-    worker (they share a kernel); every other test is distributed on its own."""
-    for item in items:
-        path = str(getattr(item, "path", ""))
-        if path.endswith(".ipynb"):
-            item.add_marker(pytest.mark.xdist_group(name=f"{Path(path).parent.name}-{Path(path).stem}"))

@@ -89,9 +89,7 @@ def _output_images(page) -> list[str]:
     return page.eval_on_selector_all(".jp-OutputArea-output img", "els => els.map(e => e.src)")
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_slider_changes_the_plot(lab, name, tmp_path):
+def _slider_changes_the_plot(lab, name, tmp_path):
     path = lab["root"] / "notebooks" / f"{name}.ipynb"
     if not path.exists():
         pytest.skip(f"{name} is not in this checkout")
@@ -134,3 +132,16 @@ def test_slider_changes_the_plot(lab, name, tmp_path):
             assert _output_images(page) != before
         finally:
             browser.close()
+
+
+# one class per notebook, so that `pytest -n 2 --dist loadscope` (make test) spreads them over the workers
+def _lab_class(name: str) -> type:
+    @pytest.mark.notebook
+    def test_slider_changes_the_plot(self, lab, tmp_path):
+        _slider_changes_the_plot(lab, name, tmp_path)
+
+    return type(f"TestLab_{name.replace('/', '_')}", (), {"test_slider_changes_the_plot": test_slider_changes_the_plot})
+
+
+for _name in NOTEBOOKS:
+    globals()[f"TestLab_{_name.replace('/', '_')}"] = _lab_class(_name)

@@ -30,9 +30,7 @@ def test_committed_notebook_is_clean(name):
     assert params["profile"]["default"] == '"quick"' and "seed" in params
 
 
-@pytest.mark.notebook
-@pytest.mark.parametrize("name", sorted(ON_DISK))
-def test_notebook_runs_quick_profile(name):
+def _runs_quick_profile(name):
     root = results.results_root()  # the session's fresh root (conftest.py): cached runs are shared
     r = notebooks.run_one(ON_DISK[name], "quick", parameters=PARAMS.get(name) or {}, results_dir=root)
     assert r.ok, f"{name} failed after {r.wall_s} s:\n{r.output[-4000:]}"
@@ -48,6 +46,20 @@ def test_notebook_runs_quick_profile(name):
     run = json.loads((out / "run.json").read_text())
     assert run["profile"] == "quick" and "wall_s" in run
     print(f"{name}: {r.wall_s} s, peak RSS {r.peak_rss_mb} MB")
+
+
+# One test class per paper: under `pytest -n 2 --dist loadscope` (make test) each class is one unit of
+# work, so the papers' notebooks run in parallel while a paper's notebooks keep their order (later
+# notebooks reuse the cached trainings of earlier ones).
+for _paper in sorted({n.split("/")[0] for n in ON_DISK}):
+    _names = sorted(n for n in ON_DISK if n.startswith(f"{_paper}/"))
+
+    @pytest.mark.notebook
+    @pytest.mark.parametrize("name", _names)
+    def test_runs(self, name):
+        _runs_quick_profile(name)
+
+    globals()[f"TestQuickProfile_{_paper}"] = type(f"TestQuickProfile_{_paper}", (), {"test_runs": test_runs})
 
 
 @pytest.mark.notebook
