@@ -139,3 +139,18 @@ def test_claims_can_fail():
     assert not claims.et_speedup({0.5: 10.0}, {0.5: 9.0}, {0.5: 90.0}, {0.5: 90.0}).passed
     assert not claims.deeper_layers_sparser({"a": 0.9, "b": 0.5, "c": 0.1}).passed
     assert all(c.kind == "finding" for c in claims.errata())
+
+
+def test_local_and_init_searches_are_distinct_runs(cache):
+    """Global-vs-local and late-vs-init compare different searches: each search has its own cached
+    folder and its own masks (a shared cache key would make their accuracies equal by construction)."""
+    s = runs.Setup(**TINY)
+    glob = runs.imp_search(s, 1, 0.5, "global", 1)
+    loc = runs.imp_search(s, 1, 0.5, "local", 1)
+    init = runs.imp_search(s, 1, 0.5, "global", 1, rewind="init")
+    digests = {name: runs.mask_digest(lv[1]["masks"]) for name, lv in (("global", glob), ("local", loc), ("init", init))}
+    assert digests["global"] != digests["local"]  # local keeps the same fraction per layer
+    assert (init[1]["start_epoch"], glob[1]["start_epoch"]) == (0, 1)
+    assert not torch.equal(init[1]["final_state"]["0.1.weight"], glob[1]["final_state"]["0.1.weight"])
+    folders = {p.parent.name for p in cache.rglob("level_1")}
+    assert len([f for f in folders if f.startswith("lth-imp-")]) == 3
