@@ -58,21 +58,29 @@ def imp_beats_random(imp: Mapping[float, float], rnd: Mapping[float, float], min
                  "highest sparsity", passed=gap > min_gap)
 
 
-def et_speedup(imp_search: Mapping[float, float], et_search: Mapping[float, float], imp_acc: Mapping[float, float],
-               et_acc: Mapping[float, float], lo: float = 1.3, max_drop: float = 1.0, note: str = "") -> Claim:
-    """Over every sparsity of the run: speed-up = IMP search / IMP+ET search >= ``lo`` and the
-    IMP+ET ticket at most ``max_drop`` points below IMP (Table 1: x1.33-1.59, drops up to 1.86)."""
+def et_speedup(model: Mapping[float, float], wall: Mapping[float, float | None], imp_acc: Mapping[float, float],
+               et_acc: Mapping[float, float], cost_ratio: float, t_early: int, T: int, note: str = "") -> Claim:
+    """Table 1's IMP+ET speed gain as measured work, robust to machine load: per sparsity level,
+    (steps of the IMP search at each T x measured cost of one step at that T) / (the same for the
+    IMP+ET search), with the raw wall-clock ratio of the two searches beside it (not tested: it
+    moves with the load of a shared machine). Tested over the levels at or above the paper's lowest
+    Table 1 sparsity: speed-up >= ``et_speedup_lo`` and IMP - IMP+ET accuracy <= ``et_max_acc_drop``
+    points (thresholds in paper.yaml). T_early == T gives a speed-up of 1 and fails."""
+    th = paper()["thresholds"]
+    lo, max_drop, s_min = th["et_speedup_lo"], th["et_max_acc_drop"], th["et_min_sparsity"]
     t1 = _ref()["table1_et"]
     gains = [g for k, v in t1.items() if isinstance(v, dict) for g in v["imp_et_delta"]["speed_gain"]]
-    sp = {s: imp_search[s] / et_search[s] for s in imp_search if et_search.get(s)}
-    drop = {s: imp_acc[s] - et_acc[s] for s in sp}
-    ok = bool(sp) and min(sp.values()) >= lo and max(drop.values()) <= max_drop
+    tested = [s for s in model if s >= s_min]
+    drop = {s: imp_acc[s] - et_acc[s] for s in model}
+    ok = bool(tested) and all(model[s] >= lo and drop[s] <= max_drop for s in tested)
+    r = lambda d: {round(k, 4): (None if v is None else round(v, 2)) for k, v in d.items()}  # noqa: E731
     return Claim("et_speedup", "ET speeds up the IMP search by about 1.3-1.6x with at most about 1% accuracy loss",
-                 ours={"speedup": {round(k, 4): round(v, 2) for k, v in sp.items()},
-                       "acc_drop": {round(k, 4): round(v, 2) for k, v in drop.items()}}, kind="reproduction",
+                 ours={"speedup (measured work)": r(model), "speedup (wall clock, not tested)": r(wall),
+                       "acc_drop": r(drop), "T_early": t_early, "T": T,
+                       "cost(T_early)/cost(T) per step": round(cost_ratio, 3)}, kind="reproduction",
                  paper={"speed_gain_range": [min(gains), max(gains)]}, provenance="main Table 1 (IMP+ET rows)",
-                 test=f"min speed-up >= {lo} and max (IMP - IMP+ET) <= {max_drop} points over all sparsities",
-                 passed=ok, note=note)
+                 test=f"at every level with sparsity >= {s_min:g}: speed-up (steps per T x measured step cost) >= "
+                      f"{lo} and acc(IMP) - acc(IMP+ET) <= {max_drop} points", passed=ok, note=note)
 
 
 def global_beats_local(glob: Mapping[float, float], loc: Mapping[float, float], note: str = "") -> Claim:
