@@ -23,7 +23,8 @@ from ...sparsity.masks import Masks, magnitude_mask
 from . import runs
 
 __all__ = ["make_setup", "et_options", "curves_of", "t_pre_experiment", "table1", "rows_by",
-           "iteration_times", "masked_weights_zero", "fig_series", "step_costs", "et_speedup_model"]
+           "iteration_times", "masked_weights_zero", "fig_series", "step_costs", "et_speedup_model",
+           "outputs_of", "mask_overlap"]
 
 
 def make_setup(P: Any) -> runs.Setup:
@@ -56,11 +57,16 @@ def et_options(P: Any) -> dict:
     return {"lam": P.lam, "n": P.et_epochs}
 
 
-def curves_of(setup: runs.Setup, state: Mapping[str, torch.Tensor], n: int | None = None) -> dict[str, list[float]]:
-    """Normalised KL (both orders) and JSD of a stored state on the training set (eval mode)."""
+def outputs_of(setup: runs.Setup, state: Mapping[str, torch.Tensor], n: int | None = None) -> torch.Tensor:
+    """Per-step outputs ``[T, N, C]`` of a stored state on the training set (eval mode)."""
     model = setup.build(True)
     model.load_state_dict(state)
-    out = et.step_outputs(model, runs.load_data(setup.dataset, "train"), setup.T, n=n)
+    return et.step_outputs(model, runs.load_data(setup.dataset, "train"), setup.T, n=n)
+
+
+def curves_of(setup: runs.Setup, state: Mapping[str, torch.Tensor], n: int | None = None) -> dict[str, list[float]]:
+    """Normalised KL (both orders) and JSD of a stored state on the training set (eval mode)."""
+    out = outputs_of(setup, state, n)
     return {"KL paper": et.normalized_divergence(out, "kl", "paper").tolist(),
             "KL official": et.normalized_divergence(out, "kl", "official").tolist(),
             "JSD": et.normalized_divergence(out, "jsd").tolist()}
@@ -165,6 +171,11 @@ def et_speedup_model(imp_levels: Sequence[Mapping[str, Any]], et_levels: Sequenc
         rows.append({"level": k, "sparsity": s, "imp_steps": a, "et_steps": b, "imp_model_s": ta, "et_model_s": tb,
                      "speedup_model": ta / tb, "speedup_wall": wall_imp[s] / wall_et[s] if wall_et.get(s) else None})
     return pd.DataFrame(rows)
+
+
+def mask_overlap(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Per layer: the fraction of the weights kept by mask ``a`` that mask ``b`` keeps too."""
+    return {k: float((a[k].bool() & b[k].bool()).sum() / a[k].bool().sum().clamp(min=1)) for k in a}
 
 
 def masked_weights_zero(setup: runs.Setup, results: Sequence[Mapping[str, Any]]) -> bool:
