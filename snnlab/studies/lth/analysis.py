@@ -7,13 +7,15 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from spikingjelly.activation_based import functional
 
-from ... import checks
+from ... import checks, data
 from ...core import models
+from ...core.encoding import encode_batch
 from ...grad.bptt import bptt_step
 from ...sparsity import early_time as et
 from ...sparsity import prune
@@ -21,7 +23,8 @@ from ...sparsity.masks import Masks, magnitude_mask
 from . import runs
 
 __all__ = ["make_setup", "et_options", "curves_of", "t_pre_experiment", "table1", "rows_by",
-           "iteration_times", "masked_weights_zero", "fig_series"]
+           "iteration_times", "masked_weights_zero", "fig_series", "step_costs", "et_speedup_model",
+           "outputs_of", "mask_overlap"]
 
 
 def make_setup(P: Any) -> runs.Setup:
@@ -54,11 +57,16 @@ def et_options(P: Any) -> dict:
     return {"lam": P.lam, "n": P.et_epochs}
 
 
-def curves_of(setup: runs.Setup, state: Mapping[str, torch.Tensor], n: int | None = None) -> dict[str, list[float]]:
-    """Normalised KL (both orders) and JSD of a stored state on the training set (eval mode)."""
+def outputs_of(setup: runs.Setup, state: Mapping[str, torch.Tensor], n: int | None = None) -> torch.Tensor:
+    """Per-step outputs ``[T, N, C]`` of a stored state on the training set (eval mode)."""
     model = setup.build(True)
     model.load_state_dict(state)
-    out = et.step_outputs(model, runs.load_data(setup.dataset, "train"), setup.T, n=n)
+    return et.step_outputs(model, runs.load_data(setup.dataset, "train"), setup.T, n=n)
+
+
+def curves_of(setup: runs.Setup, state: Mapping[str, torch.Tensor], n: int | None = None) -> dict[str, list[float]]:
+    """Normalised KL (both orders) and JSD of a stored state on the training set (eval mode)."""
+    out = outputs_of(setup, state, n)
     return {"KL paper": et.normalized_divergence(out, "kl", "paper").tolist(),
             "KL official": et.normalized_divergence(out, "kl", "official").tolist(),
             "JSD": et.normalized_divergence(out, "jsd").tolist()}
@@ -122,6 +130,52 @@ def iteration_times(archs: Sequence[str], Ts: Sequence[int], width: float, batch
                 net.zero_grad(set_to_none=True)
                 best[(a, T)] = min(dt, best.get((a, T), float("inf")))
     return pd.DataFrame([{"arch": a, **{f"T={T}": round(best[(a, T)], 4) for T in Ts}} for a in archs]).set_index("arch")
+
+
+def step_costs(setup: runs.Setup, Ts: Sequence[int], repeats: int = 15, warmup: int = 2) -> dict[int, dict]:
+    """Seconds of one training forward+backward (BPTT) of ``setup``'s SNN on one training batch of
+    ``setup.batch_size``, at each T in ``Ts``, the Ts interleaved in one loop so that load on the
+    machine hits every T alike. Per T: ``min_s`` (the least-disturbed repeat; load only adds time)
+    and ``median_s``."""
+    x_all, y_all = data.tensors(runs.load_data(setup.dataset, "train"))
+    x_all, y_all = x_all[: setup.batch_size], y_all[: setup.batch_size]
+    model = setup.build(True).to(setup.torch_device())
+    model.train()
+    times: dict[int, list[float]] = {int(T): [] for T in Ts}
+    for rep in range(warmup + checks.int_at_least("repeats", repeats, 1)):
+        for T in times:
+            x = encode_batch(x_all, T, "direct", False, None)
+            functional.reset_net(model)
+            t0 = time.perf_counter()
+            bptt_step(model, x, y_all, F.cross_entropy)
+            dt = time.perf_counter() - t0
+            functional.reset_net(model)
+            model.zero_grad(set_to_none=True)
+            if rep >= warmup:
+                times[T].append(dt)
+    return {T: {"min_s": min(v), "median_s": float(np.median(v))} for T, v in times.items()}
+
+
+def et_speedup_model(imp_levels: Sequence[Mapping[str, Any]], et_levels: Sequence[Mapping[str, Any]],
+                     costs: Mapping[int, Mapping[str, float]], sparsities: Sequence[float],
+                     wall_imp: Mapping[float, float], wall_et: Mapping[float, float], stat: str = "min_s") -> pd.DataFrame:
+    """Table 1's IMP+ET speed gain per sparsity level k as measured work: the optimizer steps each
+    search ran at each T (levels 0..k-1 of the IMP search, levels 0..k-1 of the IMP+ET search: N
+    epochs at T, the rest at T_early) times the measured cost of one step at that T
+    (:func:`step_costs`), beside the raw wall-clock ratio of the two searches in this run."""
+    rows = []
+    for k, s in enumerate(sparsities, 1):
+        a, b = runs.steps_by_T(imp_levels[:k]), runs.steps_by_T(et_levels[:k])
+        ta = sum(n * costs[T][stat] for T, n in a.items())
+        tb = sum(n * costs[T][stat] for T, n in b.items())
+        rows.append({"level": k, "sparsity": s, "imp_steps": a, "et_steps": b, "imp_model_s": ta, "et_model_s": tb,
+                     "speedup_model": ta / tb, "speedup_wall": wall_imp[s] / wall_et[s] if wall_et.get(s) else None})
+    return pd.DataFrame(rows)
+
+
+def mask_overlap(a: Mapping[str, torch.Tensor], b: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    """Per layer: the fraction of the weights kept by mask ``a`` that mask ``b`` keeps too."""
+    return {k: float((a[k].bool() & b[k].bool()).sum() / a[k].bool().sum().clamp(min=1)) for k in a}
 
 
 def masked_weights_zero(setup: runs.Setup, results: Sequence[Mapping[str, Any]]) -> bool:

@@ -7,9 +7,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ...record.plotting import figure
+from ...sparsity import early_time as et
 
 __all__ = ["divergence_curves", "curves_over_epochs", "t_early_vs_lambda", "accuracy_vs_sparsity",
-           "accuracy_vs_search_time", "bars", "layer_sparsity", "xy_lines"]
+           "accuracy_vs_search_time", "bars", "layer_sparsity", "xy_lines", "divergence_explorer", "tickets_view",
+           "eb_distances", "per_layer_bars"]
 
 
 def divergence_curves(panels: Mapping[str, Mapping[str, Sequence[float]]], T: int, lam: float | None = None):
@@ -112,4 +114,60 @@ def xy_lines(lines: Mapping[str, tuple[Sequence[Any], Sequence[float]]], xlabel:
     if logy:
         ax.set_yscale("log")
     ax.legend(fontsize=7)
+    return fig
+
+
+# --- explorer views (cheap: re-drawn from data already in memory, nothing is trained) --------------
+
+
+def divergence_explorer(outputs, lam: float = 0.6, metric: str = "kl", direction: str = "paper", title: str = ""):
+    """The normalised divergence of per-step outputs ``[T, N, C]`` for one metric / KL order, the
+    threshold lambda and the T_early it selects (Algorithm 1)."""
+    curve = et.normalized_divergence(outputs, metric, direction)
+    T = int(curve.numel()) + 1
+    te = et.select_t_early(curve, lam)
+    fig, axes = figure(w=4.8, h=3.4)
+    ax = axes[0, 0]
+    ts = list(range(2, T + 1))
+    ax.plot(ts, curve.tolist(), marker="o", label=f"{metric.upper()}" + (f" ({direction})" if metric == "kl" else ""))
+    ax.axhline(lam, ls="--", c="gray", lw=1, label=f"lambda = {lam:.2f}")
+    ax.axvline(te, c="C3", lw=2, alpha=0.6, label=f"T_early = {te}")
+    ax.set(xlabel="timestep t", ylabel="normalised divergence D_t / D_2", xticks=ts, ylim=(-0.05, 1.05),
+           title=title or f"T_early = {te} at lambda = {lam:.2f}")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def tickets_view(rows: Sequence[Any], methods: Sequence[str], x: str = "sparsity", dense: float | None = None,
+                 title: str = ""):
+    """Accuracy of the chosen methods' tickets against sparsity or against their search time."""
+    pick = {m: [r for r in rows if r.method == m] for m in methods}
+    if x == "sparsity":
+        return accuracy_vs_sparsity({m: ([r.sparsity for r in rs], [r.acc for r in rs]) for m, rs in pick.items()},
+                                    title=title, dense=dense)
+    return accuracy_vs_search_time({m: ([r.search_s for r in rs], [r.acc for r in rs]) for m, rs in pick.items()},
+                                   title=title)
+
+
+def eb_distances(histories: Mapping[str, Sequence[Mapping[str, Any]]], tau: float, title: str = ""):
+    """Early-Bird: the largest mask distance to the last q-1 masks against the epoch, one line per
+    run (e.g. sparsity), with the threshold tau."""
+    fig, axes = figure(w=4.8, h=3.4)
+    ax = axes[0, 0]
+    for name, hist in histories.items():
+        pts = [(h["epoch"], h["max_distance"]) for h in hist if h["max_distance"] is not None]
+        ax.plot([e for e, _ in pts], [d for _, d in pts], marker="o", label=name)
+    ax.axhline(tau, ls="--", c="gray", lw=1, label=f"tau = {tau:g}")
+    ax.set(xlabel="epoch", ylabel="max mask distance", yscale="log", title=title)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def per_layer_bars(values: Mapping[str, float], ylabel: str, title: str = ""):
+    """One bar per layer (input to output)."""
+    fig, axes = figure(w=4.8, h=3.4)
+    ax = axes[0, 0]
+    ax.bar(range(len(values)), list(values.values()))
+    ax.set_xticks(range(len(values)), list(values), fontsize=7)
+    ax.set(ylabel=ylabel, title=title, ylim=(0, 1.05))
     return fig

@@ -73,6 +73,7 @@ __all__ = [
     "state_digest",
     "Ticket",
     "search_times",
+    "steps_by_T",
 ]
 
 
@@ -249,7 +250,7 @@ def train_unit(setup: Setup, init_state: Mapping[str, torch.Tensor], masks: Mask
             if hook is not None:
                 hook.after_step(model, 0)
         rec = {"epoch": epoch + 1, "T": state["T"], "lr": lr, "train_loss": float(np.mean(losses)),
-               "time_s": time.perf_counter() - t0}
+               "steps": len(losses), "time_s": time.perf_counter() - t0}
         if et_switch is not None and epoch + 1 == et_switch["n"] and state["t_early"] is None:
             t1 = time.perf_counter()
             te, curve = et.find_t_early(model, train_ds, T, lam=et_switch["lam"], metric=et_switch["metric"],
@@ -469,6 +470,16 @@ def search_times(levels: Sequence[Mapping[str, Any]]) -> list[float]:
     for lv in levels:
         out.append(acc)
         acc += float(lv["time_s"])
+    return out
+
+
+def steps_by_T(levels: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """Optimizer steps per timestep count T over the trainings of ``levels`` (e.g. the levels 0..k-1
+    that produced mask k), from their per-epoch history."""
+    out: dict[int, int] = {}
+    for lv in levels:
+        for r in lv["history"]:
+            out[int(r["T"])] = out.get(int(r["T"]), 0) + int(r["steps"])
     return out
 
 
