@@ -55,6 +55,7 @@ import torch.nn.functional as F
 
 import pandas as pd
 
+from ... import checks
 from ...kernels import build
 from ...paths import REPO_ROOT
 from ...record import params
@@ -124,12 +125,8 @@ def cpu_flags() -> list[str]:
     return []
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
 def _int_list(name: str, v: Any, lo: int) -> None:
-    if not isinstance(v, (list, tuple)) or not v or not all(_is_int(x) and x >= lo for x in v):
+    if not isinstance(v, (list, tuple)) or not v or not all(checks.is_int(x) and x >= lo for x in v):
         raise ValueError(f"{name}={v!r} is invalid; allowed values: a non-empty list of integers >= {lo}")
 
 
@@ -155,7 +152,7 @@ def validate(
     _int_list("threads", threads, 1)
     for name, v, lo in (("rounds", rounds, 1), ("repeats", repeats, 2), ("warmup", warmup, 0),
                         ("n_in", n_in, 1), ("n_out", n_out, 1)):
-        if not _is_int(v) or v < lo:
+        if not checks.is_int(v) or v < lo:
             raise ValueError(f"{name}={v!r} is invalid; allowed values: integers >= {lo}")
     if isinstance(gamma_sal, bool) or not isinstance(gamma_sal, numbers.Real) or not 0 <= gamma_sal <= 1:
         raise ValueError(f"gamma_sal={gamma_sal!r} is out of range; allowed values: 0 <= gamma_sal <= 1")

@@ -31,7 +31,6 @@ Plots, each returning a ``matplotlib`` Figure: :func:`variance_vs_sparsity` (Fig
 from __future__ import annotations
 
 import math
-import numbers
 import zlib
 from typing import Any, Mapping, Sequence
 
@@ -43,6 +42,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
+from ... import checks
 from ...core import neurons
 from ...core.neurons import PRESETS
 from ...record.plotting import figure
@@ -103,12 +103,8 @@ def _log_y(ax) -> None:
         lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
 
 
-def _is_int(x: Any) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
-
-
 def _is_real(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(float(x))
+    return checks.is_real(x) and math.isfinite(float(x))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -126,17 +122,17 @@ def check_sweep(
     """Raise ValueError naming the first bad argument: ``ns`` integers >= 2, ``fan_ins`` integers
     >= 1 (each used where k <= n; at least one must fit the smallest n), ``rates`` in (0, 1],
     ``samples`` integer >= 2, ``kinds`` from :data:`snnlab.sparsity_theory.KINDS`."""
-    if ns is not None and (not isinstance(ns, (list, tuple)) or not ns or not all(_is_int(n) and n >= 2 for n in ns)):
+    if ns is not None and (not isinstance(ns, (list, tuple)) or not ns or not all(checks.is_int(n) and n >= 2 for n in ns)):
         raise ValueError(f"ns={ns!r} is invalid; allowed values: a non-empty list of integers >= 2")
     if fan_ins is not None:
-        if not isinstance(fan_ins, (list, tuple)) or not fan_ins or not all(_is_int(k) and k >= 1 for k in fan_ins):
+        if not isinstance(fan_ins, (list, tuple)) or not fan_ins or not all(checks.is_int(k) and k >= 1 for k in fan_ins):
             raise ValueError(f"fan_ins={fan_ins!r} is invalid; allowed values: a non-empty list of integers >= 1")
         if ns is not None and min(fan_ins) > min(ns):
             raise ValueError(f"fan_ins={fan_ins!r} has no k <= min(ns)={min(ns)}; allowed: fan-ins 1 <= k <= n")
     if rates is not None and (not isinstance(rates, (list, tuple)) or not rates
                               or not all(_is_real(r) and 0 < r <= 1 for r in rates)):
         raise ValueError(f"rates={rates!r} is invalid; allowed values: a non-empty list of numbers in (0, 1]")
-    if samples is not None and (not _is_int(samples) or samples < 2):
+    if samples is not None and (not checks.is_int(samples) or samples < 2):
         raise ValueError(f"samples={samples!r} is invalid; allowed values: integers >= 2")
     if kinds is not None:
         bad = [k for k in kinds if k not in st.KINDS] if isinstance(kinds, (list, tuple)) and kinds else [kinds]
@@ -263,7 +259,7 @@ def record_lif_gates(
     rates). Returns float32 0/1 spikes [(T - burn_in) · batch, n]: each (step, sample) after the
     first ``burn_in`` steps is one gate vector ξ. Raises ValueError if no neuron ever fires.
     """
-    if not _is_int(n) or n < 2:
+    if not checks.is_int(n) or n < 2:
         raise ValueError(f"n={n!r} is invalid; allowed values: integers >= 2")
     check_lif(T, batch, preset, burn_in)
     for name, v in (("shared_std", shared_std), ("private_std", private_std), ("neuron_std", neuron_std)):
@@ -290,7 +286,7 @@ def check_lif(T: int, batch: int, preset: str = "lth", burn_in: int = 8) -> None
     """Validate the settings of :func:`record_lif_gates` before any work (ValueError naming the
     parameter): ``T`` > ``burn_in`` >= 0, ``batch`` >= 1, ``preset`` in snnlab.neurons.PRESETS."""
     for name, v, lo in (("T", T, 1), ("batch", batch, 1), ("burn_in", burn_in, 0)):
-        if not _is_int(v) or v < lo:
+        if not checks.is_int(v) or v < lo:
             raise ValueError(f"{name}={v!r} is invalid; allowed values: integers >= {lo}")
     if burn_in >= T:
         raise ValueError(f"T={T!r} is invalid; allowed values: integers > burn_in={burn_in}")
@@ -606,7 +602,7 @@ def variance_explorer(n: int = 64, k: int = 4, samples: int = 2000, rate: float 
     """The widget's function: theory vs sparsity at (n, r) with the simulation at k for the three
     kinds (left), and the histogram of the simulated ‖z‖² draws (right)."""
     check_sweep(ns=[n], rates=[rate], samples=samples)
-    if not _is_int(k) or not 1 <= k <= n:
+    if not checks.is_int(k) or not 1 <= k <= n:
         raise ValueError(f"k={k!r} is out of range; allowed values: integers 1 <= k <= n={n}")
     curves = theory_curves([n], rate=rate)
     fig, axes = figure(1, 2, w=4.6, h=3.4)
