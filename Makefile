@@ -39,7 +39,7 @@ test: $(STAMP) system-deps
 	@# two workers (one per core); loadscope keeps a notebook's nbval cells, and each paper's notebook runs
 	@# (one test class per paper), on one worker; both share one results root (cached trainings are shared)
 	d=$$(mktemp -d); SNNLAB_RESULTS=$$d/results SNNLAB_KERNEL_DIR=$$d/kernels SNNLAB_REQUIRE_NATIVE=1 \
-	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
+	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --durations=15 snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
 
 # System packages the tests need: a C compiler with OpenMP (native kernels) and Debian's chromium (browser
 # tests). As root (CI) they are installed with apt-get when missing; otherwise a missing compiler stops here

@@ -23,7 +23,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 #: one notebook per paper whose explorer has a slider (missing ones are skipped)
 NOTEBOOKS = [
-    "basics/01_lif_and_surrogates",
     "srigl/01_output_norm_variance",
     "sltt/01_gradient_components",
     "ssgd/04_inputs",

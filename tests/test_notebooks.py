@@ -51,15 +51,17 @@ def _runs_quick_profile(name):
 # One test class per paper: under `pytest -n 2 --dist loadscope` (make test) each class is one unit of
 # work, so the papers' notebooks run in parallel while a paper's notebooks keep their order (later
 # notebooks reuse the cached trainings of earlier ones).
-for _paper in sorted({n.split("/")[0] for n in ON_DISK}):
-    _names = sorted(n for n in ON_DISK if n.startswith(f"{_paper}/"))
-
+def _paper_class(paper: str, names: list[str]) -> type:
     @pytest.mark.notebook
-    @pytest.mark.parametrize("name", _names)
+    @pytest.mark.parametrize("name", names)
     def test_runs(self, name):
         _runs_quick_profile(name)
 
-    globals()[f"TestQuickProfile_{_paper}"] = type(f"TestQuickProfile_{_paper}", (), {"test_runs": test_runs})
+    return type(f"TestQuickProfile_{paper}", (), {"test_runs": test_runs})
+
+
+for _paper in sorted({n.split("/")[0] for n in ON_DISK}):
+    globals()[f"TestQuickProfile_{_paper}"] = _paper_class(_paper, sorted(n for n in ON_DISK if n.startswith(f"{_paper}/")))
 
 
 @pytest.mark.notebook
