@@ -207,7 +207,7 @@ def cpu_targets(bench: dict | None) -> Claim:
                  passed=all(met.values()), note="benchmarks/results/ssgd_speed_memory_cpu.json, B = 256, T = 100, 200 -> 200")
 
 
-def bth_speed(rows: Sequence[dict]) -> Claim:
+def bth_speed(rows: Sequence[dict], judged: bool = True) -> Claim:
     ref = reference()["official_results"]["b_th_sweep_shd_n400"]
     th = thresholds()["speed"]
     rows = sorted(rows, key=lambda r: r["b_th"])
@@ -219,8 +219,10 @@ def bth_speed(rows: Sequence[dict]) -> Claim:
                  paper={k: ref[k] for k in ("b_th", "speedup", "accuracy_sparse", "accuracy_dense")},
                  provenance=ref["provenance"] + " (unverified transcription)",
                  test=f"backward time at the narrowest band <= {th['bth_time_ratio_max']} x at the widest",
-                 passed=t[0] <= th["bth_time_ratio_max"] * t[-1],
-                 note="Accuracy is shown, not tested: the quick sweep trains a few epochs on a subset.")
+                 passed=(t[0] <= th["bth_time_ratio_max"] * t[-1]) if judged else None,
+                 note="Accuracy is shown, not tested: the quick sweep trains a few epochs on a subset."
+                 + ("" if judged else " Quick profile: one timing per band on a shared 2-core machine flips with "
+                    "its load, so the times are reported, not judged (the paper profile judges them)."))
 
 
 # --- 03: training ------------------------------------------------------------------------------
