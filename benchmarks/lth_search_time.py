@@ -30,7 +30,7 @@ import torch
 
 from snnlab import set_threads
 from snnlab.paths import atomic_write_json, results_root
-from snnlab.train import runs
+from snnlab.train import runs as cached_runs
 from snnlab.record import bench
 from snnlab.studies.lth import analysis, runs
 
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     tab = analysis.iteration_times(["vgg16", "resnet19"], [1, 2, 3, 4, 5], 0.0625, 32, repeats)
     out = {
         "machine": bench.machine_info(),
-        "git_commit": runs.code_version()["commit"], "git_dirty": runs.git_dirty(),
+        "git_commit": cached_runs.code_version()["commit"], "git_dirty": cached_runs.git_dirty(),
         "setting": f"spiking MLP (128,128) BN soft reset, digits, T=5, {epochs} epochs, p=0.5, {args.levels} levels, "
                    f"rewind 1, lambda 0.6, N={n_et}; cache off; IMP and IMP+ET back to back per seed"
                    + (" (--quick smoke run)" if args.quick else ""),
