@@ -326,6 +326,23 @@ def _trace_reference(xbits: torch.Tensor, shape: tuple[int, int, int], alpha: fl
     return tr.reshape(T * B, n_in)
 
 
+def _add_v_grads(dx, dW, grad_v, tr, weight, alpha, reqbits, need_w, need_x, dtype):
+    """Add the exact dense gradient of a loss on V itself (both backward implementations share it);
+    the input part is kept only where the caller requested it (``reqbits``)."""
+    if grad_v is None:
+        return dx, dW
+    T, B = grad_v.shape[:2]
+    n_in = weight.shape[0]
+    vdx, vdW = _dense_v_grads(grad_v, tr, weight, alpha, T, B, need_x)
+    if need_w:
+        dW = dW + vdW
+    if need_x:
+        if reqbits is not None:
+            vdx = vdx * unpack_bits(reqbits, n_in, dtype).reshape(T, B, n_in)
+        dx = dx + vdx
+    return dx, dW
+
+
 def _dense_v_grads(grad_v, tr, weight, alpha, T, B, need_x):
     """Exact contributions of a gradient on ``v`` itself (dense: only when ``v`` feeds the loss)."""
     n_out = weight.shape[1]
@@ -383,15 +400,7 @@ def backward_reference(xbits, shape, act: ActiveSet, weight, alpha, grad_spikes,
             dx = torch.zeros(R, n_in, dtype=dtype, device=dev)
             dx[req[:, 0], req[:, 1]] = (e[req[:, 0]] * weight[req[:, 1]]).sum(-1)
             dx = dx.reshape(T, B, n_in)
-    if grad_v is not None:
-        vdx, vdW = _dense_v_grads(grad_v, tr if need_w else None, weight, alpha, T, B, need_x)
-        if need_w:
-            dW = dW + vdW
-        if need_x:
-            if reqbits is not None:
-                vdx = vdx * unpack_bits(reqbits, n_in, dtype).reshape(T, B, n_in)
-            dx = dx + vdx
-    return dx, dW
+    return _add_v_grads(dx, dW, grad_v, tr if need_w else None, weight, alpha, reqbits, need_w, need_x, dtype)
 
 
 def backward_native(xbits, shape, act: ActiveSet, weight, alpha, grad_spikes, grad_v=None, reqbits=None,
@@ -432,16 +441,8 @@ def backward_native(xbits, shape, act: ActiveSet, weight, alpha, grad_spikes, gr
             dW = torch.zeros_like(weight)
         if need_x:
             dx = torch.zeros(T, B, n_in, dtype=dtype)
-    if grad_v is not None:
-        tr = _trace_reference(xbits, shape, alpha, dtype) if need_w else None
-        vdx, vdW = _dense_v_grads(grad_v, tr, weight, alpha, T, B, need_x)
-        if need_w:
-            dW = dW + vdW
-        if need_x:
-            if reqbits is not None:
-                vdx = vdx * unpack_bits(reqbits, n_in, dtype).reshape(T, B, n_in)
-            dx = dx + vdx
-    return dx, dW
+    tr = _trace_reference(xbits, shape, alpha, dtype) if (grad_v is not None and need_w) else None
+    return _add_v_grads(dx, dW, grad_v, tr, weight, alpha, reqbits, need_w, need_x, dtype)
 
 
 def _use_native(x: torch.Tensor, impl: str | None) -> bool:
