@@ -220,6 +220,30 @@ def test_rigl_update_against_brute_force(seed):
 
 
 @pytest.mark.parametrize("seed", range(5))
+def test_set_update_keeps_rigl_drop_and_grows_uniformly(seed):
+    w, g, mask = _layer(seed)
+    f = 0.3
+    n, n_drop = int(mask.sum()), int(f * int(mask.sum()))
+    active = [(abs(w.view(-1)[i].item()), i) for i in range(w.numel()) if mask.view(-1)[i]]
+    kept = {i for _, i in sorted(active, reverse=True)[: n - n_drop]}
+    outside = [i for i in range(w.numel()) if i not in kept]
+    counts = torch.zeros(w.numel(), dtype=torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    draws = 400
+    for _ in range(draws):
+        new = sdst.set_update(w, mask, f, gen)
+        on = set(torch.nonzero(new.view(-1)).view(-1).tolist())
+        assert int(new.sum()) == n and kept <= on  # the same drop as RigL, same count
+        counts += new.view(-1).double()
+    # each position outside the kept set is grown with probability n_drop / len(outside)
+    p_hat = counts[outside] / draws
+    p = n_drop / len(outside)
+    assert abs(p_hat.mean().item() - p) < 1e-9  # exactly n_drop grown each draw
+    assert (p_hat - p).abs().max().item() < 5 * math.sqrt(p * (1 - p) / draws)
+    assert not torch.equal(sdst.set_update(w, mask, f, gen), sdst.set_update(w, mask, f, gen))
+
+
+@pytest.mark.parametrize("seed", range(5))
 def test_srigl_update_constant_fan_in_without_ablation(seed):
 
     g0 = torch.Generator().manual_seed(seed)
@@ -289,7 +313,7 @@ class _Check:
             m = self.dst.masks[k]
             assert torch.all(params[k][~m] == 0)
             assert torch.all(params[k].grad[~m] == 0)
-            if self.dst.method == "rigl":
+            if self.dst.method in ("rigl", "set"):
                 assert int(m.sum()) == self.dst.budgets[k]
             else:
                 assert is_constant_fan_in(m, allow_empty=True)
@@ -311,7 +335,7 @@ class _Check:
 
 
 @pytest.mark.parametrize("method,ablation,sparsity,opt", [
-    ("rigl", False, 0.9, "adam"), ("srigl", False, 0.9, "sgd"), ("srigl", True, 0.97, "adam"),
+    ("rigl", False, 0.9, "adam"), ("set", False, 0.9, "sgd"), ("srigl", False, 0.9, "sgd"), ("srigl", True, 0.97, "adam"),
     ("srigl", True, 0.99, "sgd")])
 def test_dst_invariants_during_training(digits, method, ablation, sparsity, opt):
     tr, _ = digits
@@ -367,6 +391,27 @@ def test_dst_same_seed_same_masks():
     assert not all(torch.equal(a.masks[k], c.masks[k]) for k in a.masks)
 
 
+def test_set_explores_more_than_rigl_and_resumes_its_draws(digits):
+    """Random regrowth reaches more distinct weights than gradient regrowth (Liu et al. 2021's ITOP
+    argument), and SET's generator is part of the resumable state."""
+    tr, _ = digits
+    itop = {}
+    for method in ("rigl", "set"):
+        net = _mlp()
+        dst = sdst.DST(net, method=method, sparsity=0.9, delta_t=2, total_steps=40, seed=0)
+        train.fit(net, tr, None, train.TrainConfig(epochs=3, lr=5e-3, T=2, batch_size=32, progress=False),
+                  hooks=[dst])
+        itop[method] = dst.itop()
+    assert itop["set"] > itop["rigl"] > 0.1
+    a = sdst.DST(_mlp(), method="set", sparsity=0.9, delta_t=1, total_steps=50, seed=2)
+    state = a.state_dict()
+    b = sdst.DST(_mlp(), method="set", sparsity=0.9, delta_t=1, total_steps=50, seed=9)
+    b.load_state_dict(state)
+    w = torch.randn(a.shapes[a.names[0]], dtype=torch.float64)
+    assert torch.equal(sdst.set_update(w, a.masks[a.names[0]], 0.3, a._grow_gen),
+                       sdst.set_update(w, b.masks[b.names[0]], 0.3, b._grow_gen))
+
+
 def test_sparse_init_variance_per_neuron():
     net = _mlp(hidden=(512,))
     dst = sdst.DST(net, method="rigl", sparsity=0.95, delta_t=5, total_steps=50, distribution="uniform")
@@ -380,7 +425,7 @@ def test_sparse_init_variance_per_neuron():
 
 @pytest.mark.parametrize("kw,name", [
     (dict(sparsity=1.0), "sparsity"), (dict(sparsity=-0.1), "sparsity"), (dict(delta_t=0), "delta_t"),
-    (dict(method="set"), "method"), (dict(distribution="normal"), "distribution"), (dict(gamma_sal=1.5), "gamma_sal"),
+    (dict(method="snip"), "method"), (dict(distribution="normal"), "distribution"), (dict(gamma_sal=1.5), "gamma_sal"),
     (dict(gamma_sal=-0.1), "gamma_sal"), (dict(total_steps=0), "total_steps"), (dict(alpha=2.0), "alpha"),
     (dict(stop_fraction=0.0), "stop_fraction"), (dict(ablation="yes"), "ablation")])
 def test_dst_bad_input(kw, name):

@@ -7,6 +7,9 @@ r"""Dynamic sparse training (RigL, SRigL) as a :func:`snnlab.train.fit` hook, :c
   (largest dense-gradient magnitude :math:`|\partial L/\partial w|`), new ones initialised to 0;
 * ``rigl`` (Evci et al. 2021): drop and grow over the whole layer, so neurons end up with very
   different fan-in;
+* ``set`` (Mocanu et al. 2018, random regrowth): RigL's drop, but the new connections are drawn
+  uniformly at random outside the kept set; the control for ITOP (Liu et al. 2021: gradient-based
+  regrowth re-picks a few salient connections, random regrowth explores more);
 * ``srigl`` (Lasby et al. 2024): the same *salient set* S (the K weights RigL would keep) is
   computed, then every active neuron gets the same fan-in k: it keeps its largest-magnitude
   weights among S (at most k) and grows the rest by gradient magnitude, so it drops and grows
@@ -48,13 +51,14 @@ __all__ = [
     "METHODS",
     "cosine_drop_fraction",
     "rigl_update",
+    "set_update",
     "srigl_update",
     "srigl_mask_from_weight",
     "validate_dst",
     "DST",
 ]
 
-METHODS = ("rigl", "srigl")
+METHODS = ("rigl", "srigl", "set")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -109,6 +113,22 @@ def rigl_update(weight: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor,
     keep = topk_mask(torch.where(m, w, torch.full_like(w, -1.0)), n - n_drop)
     g = grad.detach().abs().double().reshape(-1)
     grow = topk_mask(torch.where(keep, torch.full_like(g, -1.0), g), n_drop)
+    return (keep | grow).reshape(mask.shape)
+
+
+def set_update(weight: torch.Tensor, mask: torch.Tensor, drop_fraction: float,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """SET's update of one layer (random regrowth; the control of RigL's gradient regrowth): the
+    drop of :func:`rigl_update`, then :math:`\\lfloor f n\\rfloor` connections drawn uniformly at
+    random among those outside the kept set (a just-dropped one may be drawn again). Returns the new
+    bool mask, same count as ``mask``."""
+    _check_layer("set_update", weight, weight, mask, drop_fraction)
+    n = int(mask.sum())
+    n_drop = int(drop_fraction * n)
+    w = weight.detach().abs().double().reshape(-1)
+    keep = topk_mask(torch.where(mask.reshape(-1), w, torch.full_like(w, -1.0)), n - n_drop)
+    r = torch.rand(w.shape, generator=generator, dtype=torch.float64).to(w.device)
+    grow = topk_mask(torch.where(keep, torch.full_like(r, -1.0), r), n_drop)
     return (keep | grow).reshape(mask.shape)
 
 
@@ -205,13 +225,13 @@ def validate_dst(method: str = "rigl", sparsity: float = 0.9, delta_t: int = 100
 
 
 class DST(MaskHook):
-    """Dynamic sparse training (RigL / SRigL) as a :func:`snnlab.train.fit` hook.
+    """Dynamic sparse training (RigL / SRigL / SET) as a :func:`snnlab.train.fit` hook.
 
-    ``DST(model, method="rigl"|"srigl", sparsity, delta_t, total_steps, alpha=0.3,
+    ``DST(model, method="rigl"|"srigl"|"set", sparsity, delta_t, total_steps, alpha=0.3,
     stop_fraction=0.75, gamma_sal=0.3, ablation=True, distribution="erk"|"uniform", seed=0)``
 
     At construction: layer budgets :math:`K_l` (:func:`layer_budgets`), a random initial mask
-    (RigL: :math:`K_l` uniform positions; SRigL: constant fan-in :math:`k = \\lfloor K_l/n\\rfloor`
+    (RigL and SET: :math:`K_l` uniform positions; SRigL: constant fan-in :math:`k = \\lfloor K_l/n\\rfloor`
     over the active neurons: all of them, or with ablation and :math:`K_l < n_{out}` a random
     :math:`K_l` of them with one connection each), masks applied, and (``sparse_init=True``)
     weights redrawn per neuron with torch's default variance for the neuron's *own* fan-in
@@ -220,11 +240,11 @@ class DST(MaskHook):
 
     ``after_backward(model, step)``: at steps :math:`t > 0` with :math:`t \\bmod \\Delta T = 0` and
     :math:`t < \\text{stop\\_fraction}\\cdot\\text{total\\_steps}`, update every layer with
-    :func:`rigl_update` / :func:`srigl_update` from the dense gradients, set newly grown weights to
-    0; then zero the gradients of inactive weights. ``after_step``: re-apply the masks.
-    The output layer (last selected) is never ablated. The optimiser state of a regrown weight is
-    not reset (:func:`~snnlab.train.fit` owns the optimiser); inactive weights get zero gradient,
-    so their momentum only decays.
+    :func:`rigl_update` / :func:`srigl_update` / :func:`set_update` from the dense gradients, set
+    newly grown weights to 0 and zero the optimiser state of regrown and inactive weights
+    (:meth:`set_optimizer`, as the reference code's ``reset_momentum``); then zero the gradients
+    of inactive weights. ``after_step``: re-apply the masks. The output layer (last selected) is
+    never ablated. SET's random draws come from its own generator seeded with ``seed``.
 
     ``history``: one record at initialisation (step 0) and after every update: ``step``,
     ``drop_fraction``, ``itop`` (global), ``itop_layer``, ``width`` (active neurons = neurons
@@ -264,6 +284,7 @@ class DST(MaskHook):
             for k, p in params.items():
                 sparse_init_(p.data, masks[k].cpu(), nonlinearity=nl, param=a, generator=gen)
         self.ever_active = {k: m.detach().cpu().clone() for k, m in masks.items()}
+        self._grow_gen = torch.Generator().manual_seed(self.seed + 1)  # SET's random regrowth
         self.history: list[dict[str, Any]] = []
         self._record(0, 0.0, {k: 0 for k in self.names})
 
@@ -272,7 +293,7 @@ class DST(MaskHook):
 
         shape, K = self.shapes[name], self.budgets[name]
         n_out, fan_in = shape[0], math.prod(shape[1:])
-        if self.method == "rigl":
+        if self.method in ("rigl", "set"):
             m = topk_mask(torch.rand(shape, generator=gen, dtype=torch.float64), K)
             return m, m.reshape(n_out, -1).any(1)
         active = torch.ones(n_out, dtype=torch.bool)
@@ -318,8 +339,8 @@ class DST(MaskHook):
             p = params[k]
             g = p.grad if p.grad is not None else torch.zeros_like(p)
             old = self.masks[k]
-            if self.method == "rigl":
-                new = rigl_update(p, g, old, f)
+            if self.method in ("rigl", "set"):
+                new = rigl_update(p, g, old, f) if self.method == "rigl" else set_update(p, old, f, self._grow_gen)
                 self.active[k] = new.reshape(new.shape[0], -1).any(1).cpu()
             else:
                 abl = self.ablation and not self._protected(k)
@@ -385,9 +406,10 @@ class DST(MaskHook):
         self.history.append(rec)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume: masks, ever-active sets, active neurons, history."""
+        """Everything needed to resume: masks, ever-active sets, active neurons, history, SET's generator."""
         return {"masks": self.masks.state_dict(), "ever_active": {k: v.clone() for k, v in self.ever_active.items()},
-                "active": {k: v.clone() for k, v in self.active.items()}, "history": list(self.history)}
+                "active": {k: v.clone() for k, v in self.active.items()}, "history": list(self.history),
+                "grow_gen": self._grow_gen.get_state()}
 
     def load_state_dict(self, state: Mapping[str, Any], model: nn.Module | None = None) -> None:
         dev = {k: m.device for k, m in self.masks.items()}
@@ -395,6 +417,8 @@ class DST(MaskHook):
         self.ever_active = {k: torch.as_tensor(v).bool() for k, v in state["ever_active"].items()}
         self.active = {k: torch.as_tensor(v).bool() for k, v in state["active"].items()}
         self.history = list(state["history"])
+        if "grow_gen" in state:
+            self._grow_gen.set_state(torch.as_tensor(state["grow_gen"]))
         if model is not None:
             self.masks.apply(model)
 
