@@ -143,6 +143,23 @@ def test_fan_in_width_and_itop_claims():
     assert not claims.itop_grows(runs).passed
 
 
+def test_itop_against_random_regrowth_flips():
+    runs = {("RigL", 0.9): _run(0.9, itop=(0.1, 0.2)), ("SRigL w/ ablation", 0.9): _run(0.9, itop=(0.1, 0.25))}
+    c = claims.itop_below_random_regrowth(runs, _run(0.9, itop=(0.1, 0.4)), 0.9)
+    assert c.passed and c.kind == "finding" and c.ours["SET (random regrowth)"] == 0.4
+    margin = SPEC["itop_below_random_regrowth"]["margin"]
+    assert not claims.itop_below_random_regrowth(runs, _run(0.9, itop=(0.1, 0.25 + margin / 2)), 0.9).passed
+
+
+def test_gamma_sal_claim_flips_on_the_spread():
+    tol = SPEC["gamma_sal_insensitive"]["max_spread_pp"]
+    flat = {0.1: _run(0.90), 0.3: _run(0.90 + tol / 200), 0.9: _run(0.89)}
+    c = claims.gamma_sal_insensitive(flat, 0.95)
+    assert c.passed and c.kind == "reproduction" and c.ours["spread_pp"] == pytest.approx(1 + tol / 2)
+    assert not claims.gamma_sal_insensitive({**flat, 0.5: _run(0.90 - tol / 100)}, 0.95).passed
+    assert not claims.gamma_sal_insensitive({0.3: _run(0.9)}, 0.95).passed  # one value is no sweep
+
+
 # --- 03 ------------------------------------------------------------------------------------------
 
 

@@ -412,6 +412,22 @@ def test_set_explores_more_than_rigl_and_resumes_its_draws(digits):
                        sdst.set_update(w, b.masks[b.names[0]], 0.3, b._grow_gen))
 
 
+def test_min_salient_table_matches_the_ablation_rule_by_hand():
+    net = _mlp()  # 64 -> 32 -> 16 -> 10 (see _mlp)
+    shapes = {k: tuple(p.shape) for k, p in smasks.prunable_parameters(net).items()}
+    budgets = smasks.layer_budgets(shapes, 0.9, "erk")
+    t = dst_runs.min_salient_table(net, 0.9, [0.0, 0.5, 1.0])
+    for (k, shp), (_, row) in zip(shapes.items(), t.iterrows()):
+        per = budgets[k] // shp[0]
+        assert row["K/n_out"] == per
+        assert row["gamma=0"] == 1  # the minimum of one
+        assert row["gamma=1"] == max(1, budgets[k] // shp[0])
+        assert row["gamma=0.5"] == max(1, math.floor(0.5 * budgets[k] / shp[0]))
+    assert t["ablated"].tolist() == [True] * (len(shapes) - 1) + [False]
+    # the rule srigl_update applies: a neuron with threshold - 1 salient weights is ablated
+    assert sdst.ablation_threshold(12, 4, 0.7) == 2 and sdst.ablation_threshold(12, 4, 0.0) == 1
+
+
 def test_sparse_init_variance_per_neuron():
     net = _mlp(hidden=(512,))
     dst = sdst.DST(net, method="rigl", sparsity=0.95, delta_t=5, total_steps=50, distribution="uniform")

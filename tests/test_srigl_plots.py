@@ -18,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 
 from snnlab.core import neurons
+from snnlab.studies.srigl import dst_plots
 from snnlab.studies.srigl import theory as st
 from snnlab.studies.srigl import variance as sp
 
@@ -282,3 +283,19 @@ def test_benchmark_plots():
     dev = {**res, "machine": {"device_name": "cpu"},
            "measurements": [{**m, "threads": None} for m in res["measurements"] if m["threads"] == 1]}
     assert len(sp.device_figure(dev).axes) == 2
+
+
+def test_gamma_sal_and_min_salient_plots_show_their_data():
+
+    fig = dst_plots.plot_gamma_sal({0.5: 91.0, 0.1: 90.0, 0.9: 92.5}, {"SRigL w/o ablation": 88.0, "RigL": 90.5}, 0.95)
+    ax = fig.axes[0]
+    line = ax.lines[0]
+    assert list(line.get_xdata()) == [0.1, 0.5, 0.9] and list(line.get_ydata()) == [90.0, 91.0, 92.5]
+    assert sorted(tuple(ln.get_ydata())[0] for ln in ax.lines[1:]) == [88.0, 90.5]
+    table = pd.DataFrame({"layer": ["L1 a", "L2 b"], "ablated": [True, False], "K/n_out": [3, 41],
+                          "gamma=0.1": [1, 4], "gamma=0.9": [3, 37]}).set_index("layer")
+    fig = dst_plots.plot_min_salient(table)
+    ax = fig.axes[0]
+    assert ax.images[0].get_array().tolist() == [[1, 3], [4, 37]]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(["1", "3", "4", "37"])
+    assert "never ablated" in ax.get_yticklabels()[1].get_text()

@@ -96,6 +96,12 @@ def _datasets(name: str, v: Any) -> None:
         checks.choice(f"{name} entry", x, data.available())
 
 
+def _unit_numbers(name: str, v: Any) -> list[float]:
+    if not isinstance(v, (list, tuple)) or not v:
+        checks.fail(name, v, "a non-empty list of numbers in [0, 1]")
+    return [checks.number_in(f"{name} entry", x, 0, 1) for x in v]
+
+
 #: validators applied to any parameter of these names, in every notebook (snnlab.checks callables)
 VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "profile": checks.choice_check(PROFILES),
@@ -112,6 +118,8 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "weight_decay": checks.non_negative,
     "sparsity": checks.fraction,
     "sparsities": checks.fractions,
+    "gamma_sals": _unit_numbers,
+    "gamma_sal_sparsity": checks.fraction,
     "dataset": _dataset,
     "device": checks.choice_check(["cpu", "cuda", "auto"]),
     "INTERACTIVE": checks.boolean,

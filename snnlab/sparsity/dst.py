@@ -53,6 +53,7 @@ __all__ = [
     "rigl_update",
     "set_update",
     "srigl_update",
+    "ablation_threshold",
     "srigl_mask_from_weight",
     "validate_dst",
     "DST",
@@ -116,6 +117,12 @@ def rigl_update(weight: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor,
     return (keep | grow).reshape(mask.shape)
 
 
+def ablation_threshold(budget: int, n_out: int, gamma_sal: float) -> int:
+    """The fewest salient weights a neuron needs to stay active under SRigL's ablation:
+    :math:`\\max(1, \\lfloor\\gamma_{sal} K / n_{out}\\rfloor)` (``K`` = the layer's budget)."""
+    return max(1, int(math.floor(gamma_sal * budget / n_out + 1e-9)))
+
+
 def set_update(weight: torch.Tensor, mask: torch.Tensor, drop_fraction: float,
                generator: torch.Generator | None = None) -> torch.Tensor:
     """SET's update of one layer (random regrowth; the control of RigL's gradient regrowth): the
@@ -173,7 +180,7 @@ def srigl_update(weight: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, d
     grow = topk_mask(torch.where(keep, torch.full_like(g, -1.0), g), n_drop)
     salient = (keep | grow).sum(1)
     if ablation:
-        threshold = max(1, int(math.floor(gamma_sal * budget / n_out + 1e-9)))
+        threshold = ablation_threshold(budget, n_out, gamma_sal)
         active = salient >= threshold
         need = max(1, min(n_out, -(-budget // fan_in)))
         if int(active.sum()) < need:

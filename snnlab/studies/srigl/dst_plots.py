@@ -18,7 +18,10 @@ __all__ = [
     "plot_accuracy_vs_sparsity",
     "plot_layer_widths",
     "plot_fan_in",
+    "itop_panels",
     "plot_itop",
+    "plot_gamma_sal",
+    "plot_min_salient",
     "dst_explorer",
     "plot_flops",
     "plot_input_rates",
@@ -94,6 +97,19 @@ def plot_fan_in(fan_in: Mapping[str, Mapping[str, Sequence[int]]], title: str = 
     return fig
 
 
+def itop_panels(runs: Mapping[tuple[str, float], SparseRun], labels: Sequence[str], sparsities: Sequence[float],
+                extra: Mapping[float, Mapping[str, SparseRun]] | None = None) -> dict:
+    """The ``panels`` of :func:`plot_itop`: one panel per sparsity, one ITOP curve per label (each
+    curve held to the end of training), plus the ``extra`` runs of a sparsity (e.g. a control)."""
+    def curve(r: SparseRun):
+        h = r.dst_history
+        return [x["step"] for x in h] + [r.steps], [x["itop"] for x in h] + [h[-1]["itop"]]
+
+    return {f"{100 * s:g}% sparsity": {**{lbl: curve(runs[(lbl, s)]) for lbl in labels},
+                                       **{lbl: curve(r) for lbl, r in (extra or {}).get(s, {}).items()}}
+            for s in sparsities}
+
+
 def plot_itop(panels: Mapping[str, Mapping[str, tuple[Sequence[int], Sequence[float]]]],
               stop_step: float | None = None, densities: Mapping[str, float] | None = None, title: str = ""):
     """Figs. 14-17 analogue: ITOP rate (fraction of weights ever active) vs training step, one panel
@@ -112,6 +128,41 @@ def plot_itop(panels: Mapping[str, Mapping[str, tuple[Sequence[int], Sequence[fl
         ax.legend(fontsize="x-small", loc="lower right")
     if title:
         fig.suptitle(title, fontsize="medium")
+    return fig
+
+
+def plot_gamma_sal(acc: Mapping[float, float], baselines: Mapping[str, float], sparsity: float, title: str = ""):
+    """Fig. 8 analogue: test accuracy (%) of SRigL with ablation against :math:`\\gamma_{sal}`
+    (``acc``: ``{gamma: accuracy %}``) at one sparsity, with horizontal lines for the runs that do
+    not depend on it (``baselines``: ``{label: accuracy %}``, e.g. SRigL without ablation, RigL)."""
+    fig, axes = figure(w=4.6, h=3.4)
+    ax = axes[0, 0]
+    gs = sorted(acc)
+    ax.plot(gs, [acc[g] for g in gs], marker="o", label="SRigL w/ ablation")
+    for i, (label, a) in enumerate(baselines.items()):
+        ax.axhline(a, ls=("--", ":", "-.")[i % 3], color=f"C{i + 1}", lw=1.2, label=label)
+    ax.set(xlabel=r"$\gamma_{sal}$", ylabel="test accuracy (%)", title=title or f"{pct(sparsity)} sparsity")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def plot_min_salient(table, title: str = ""):
+    """Fig. 10 analogue: a heatmap of the minimum salient weights per neuron (rows: layers, columns:
+    :math:`\\gamma_{sal}`; ``table`` from :func:`snnlab.studies.srigl.dst_runs.min_salient_table`),
+    each cell annotated; the fan-in budget ``K/n_out`` is in the row labels."""
+    cols = [c for c in table.columns if c.startswith("gamma=")]
+    vals = table[cols].to_numpy(dtype=float)
+    fig, axes = figure(w=1.0 * len(cols) + 2.6, h=0.55 * len(table) + 1.6)
+    ax = axes[0, 0]
+    ax.imshow(vals, cmap="viridis", aspect="auto")
+    ax.grid(False)
+    for i in range(vals.shape[0]):
+        for j in range(vals.shape[1]):
+            ax.text(j, i, f"{int(vals[i, j])}", ha="center", va="center", color="w" if vals[i, j] < vals.max() / 2 else "k")
+    ax.set_xticks(range(len(cols)), [c.split("=", 1)[1] for c in cols])
+    ax.set_yticks(range(len(table)), [f"{k} (K/n={int(b)}{'' if a else ', never ablated'})"
+                                      for k, b, a in zip(table.index, table["K/n_out"], table["ablated"])])
+    ax.set(xlabel=r"$\gamma_{sal}$", title=title or "minimum salient weights per neuron")
     return fig
 
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ... import checks, train
 from ...core import models
 from ...sparsity import opcount
-from ...sparsity.dst import DST, METHODS
+from ...sparsity.dst import DST, METHODS, ablation_threshold
 from ...sparsity.masks import Masks, fan_in_counts, layer_budgets, layer_densities, prunable_parameters
 from ...sparsity.opcount import analog_share, ratios, training_ops
 from ...train.runs import CachedRun, cached_run
@@ -31,7 +31,9 @@ __all__ = [
     "train_sparse",
     "VARIANTS",
     "sweep",
+    "gamma_sweep",
     "budget_table",
+    "min_salient_table",
     "accuracy_table",
     "flops_rows",
 ]
@@ -81,7 +83,8 @@ def pct(s: float) -> str:
 
 
 def _label(method: str, ablation: bool) -> str:
-    return {"dense": "dense", "rigl": "RigL"}.get(method, "SRigL w/ ablation" if ablation else "SRigL w/o ablation")
+    return {"dense": "dense", "rigl": "RigL", "set": "SET (random regrowth)"}.get(
+        method, "SRigL w/ ablation" if ablation else "SRigL w/o ablation")
 
 
 def train_sparse(model_kw: Mapping[str, Any], train_ds, test_ds, cfg, method: str = "rigl", sparsity: float = 0.9,
@@ -182,6 +185,39 @@ def sweep(model_kw: Mapping[str, Any], train_ds, test_ds, cfg, sparsities: Seque
         r = train_sparse(model_kw, train_ds, test_ds, cfg, method=m, sparsity=s, ablation=a, **dst_kw)
         out[(r.label, s)] = r
     return out
+
+
+def gamma_sweep(model_kw: Mapping[str, Any], train_ds, test_ds, cfg, sparsity: float, gammas: Sequence[float],
+                progress: bool = True, **dst_kw: Any) -> dict[float, SparseRun]:
+    """Fig. 8 analogue: SRigL with ablation at one ``sparsity`` for every :math:`\\gamma_{sal}` in
+    ``gammas`` (each a cached :func:`train_sparse`; the run at the notebook's own ``gamma_sal`` is
+    shared with :func:`sweep`). ``{gamma: run}``."""
+    checks.fraction("sparsity", sparsity)
+    for g in gammas:
+        checks.number_in("gamma_sals entry", g, 0, 1)
+    kw = {k: v for k, v in dst_kw.items() if k != "gamma_sal"}
+    return {float(g): train_sparse(model_kw, train_ds, test_ds, cfg, method="srigl", sparsity=sparsity, ablation=True,
+                                   gamma_sal=float(g), **kw)
+            for g in tqdm(sorted(set(gammas)), desc="gamma_sal", disable=not progress)}
+
+
+def min_salient_table(model: nn.Module, sparsity: float, gammas: Sequence[float], distribution: str = "erk"):
+    """Fig. 10 analogue: per prunable layer (rows) and :math:`\\gamma_{sal}` (columns), the minimum
+    number of salient weights a neuron needs to escape ablation at the start of training,
+    :math:`\\max(1, \\lfloor\\gamma_{sal} K_l / n_{out}\\rfloor)` (the rule of
+    :func:`snnlab.sparsity.dst.srigl_update`), beside the layer's fan-in budget
+    :math:`\\lfloor K_l/n_{out}\\rfloor`. Where it is 1 for every :math:`\\gamma_{sal}`, the threshold
+    cannot change which neurons are ablated (the paper's explanation of Fig. 8's flat curves). The
+    last layer (the output) is never ablated (column ``ablated``)."""
+    checks.fraction("sparsity", sparsity)
+    shapes = {k: tuple(p.shape) for k, p in prunable_parameters(model).items()}
+    budgets = layer_budgets(shapes, sparsity, distribution)
+    rows = []
+    for i, (k, shp) in enumerate(shapes.items()):
+        row: dict[str, Any] = {"layer": f"L{i + 1} {k}", "ablated": i < len(shapes) - 1, "K/n_out": budgets[k] // shp[0]}
+        row.update({f"gamma={g:g}": ablation_threshold(budgets[k], shp[0], g) for g in gammas})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("layer")
 
 
 def budget_table(model: nn.Module, sparsities: Sequence[float], distribution: str = "erk"):
