@@ -37,6 +37,19 @@ def test_report_counts_kinds_and_shows_provenance_and_captions(tmp_path):
     assert "ours, beyond the paper&#x27;s figures" in page  # a figure the map does not name (html-escaped)
     assert "commit " in page and "srigl/02_dynamic_sparse_training/quick/figures/fig11_layer_widths.png" in page
     assert "http://" not in page and "https://" not in page and "<script" not in page  # offline
+    assert "<h2>Sweeps</h2>" not in page  # no sweep has run
+
+
+def test_report_links_every_sweep_page(tmp_path):
+    for grid, n in (("lr", 3), ("seeds", 0)):
+        d = tmp_path / "_sweeps" / "srigl" / "02_dynamic_sparse_training" / "quick" / grid
+        d.mkdir(parents=True)
+        (d / "index.html").write_text("<html></html>")
+        (d / "runs.csv").write_text("run,lr\n" + "".join(f"r{i},0.{i}\n" for i in range(n)))
+    page = _demo_results(tmp_path).read_text()
+    assert "<h2>Sweeps</h2>" in page
+    assert "<a href='_sweeps/srigl/02_dynamic_sparse_training/quick/lr/index.html'>lr</a></td><td>3</td>" in page
+    assert "<a href='_sweeps/srigl/02_dynamic_sparse_training/quick/seeds/index.html'>seeds</a></td><td>0</td>" in page
 
 
 def _chromium() -> str | None:

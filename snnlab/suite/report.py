@@ -75,6 +75,24 @@ def _verdict_html(verdict: str) -> str:
     return f"<span class={cls}>{html.escape(verdict)}</span>"
 
 
+def _sweep_links(root: Path) -> list[str]:
+    """The "Sweeps" section: a link to every sweep page (``_sweeps/<paper>/<notebook>/<profile>/<grid>/
+    index.html``, written by ``snnlab sweep``) with its run counts from ``runs.csv``; empty if none."""
+    pages = sorted((root / "_sweeps").glob("*/*/*/*/index.html"))
+    if not pages:
+        return []
+    e = html.escape
+    out = ["<h2>Sweeps</h2><table><tr><th>paper</th><th>notebook</th><th>profile</th><th>grid</th><th>runs</th></tr>"]
+    for page in pages:
+        grid, prof, nb, paper = page.parent.name, page.parent.parent.name, page.parents[2].name, page.parents[3].name
+        csv = page.parent / "runs.csv"
+        n = max(0, len(csv.read_text().splitlines()) - 1) if csv.exists() else "?"
+        out.append(f"<tr><td>{e(paper)}</td><td>{e(nb)}</td><td>{e(prof)}</td>"
+                   f"<td><a href='{e(str(page.relative_to(root)))}'>{e(grid)}</a></td><td>{n}</td></tr>")
+    out.append("</table>")
+    return out
+
+
 def write_report(runs: Sequence[RunResult] = (), results_dir: Path | None = None, profile: str | None = None) -> Path:
     """Write ``results/index.html``: a claims dashboard (kind x verdict per paper), the run log,
     then per paper and notebook the claims (ours beside the paper's number and its provenance) and
@@ -156,8 +174,9 @@ def write_report(runs: Sequence[RunResult] = (), results_dir: Path | None = None
         runlog.append(f"<tr><td>{e(r['notebook'])}</td><td>{e(r['profile'])}</td><td>{st}</td><td>{r['wall_s']}</td>"
                       f"<td>{r['peak_rss_mb']}</td><td>{e(r.get('error', ''))}</td></tr>")
     runlog.append("</table>")
+    sweeps = _sweep_links(root)
     page = "\n".join([
         f"<!doctype html><html><head><meta charset='utf-8'><title>snnlab results</title><style>{_CSS}</style>"
         "</head><body><h1>snnlab: figures and claims</h1>",
-        f"<p>{e(summary)}</p><h2>Claims dashboard</h2>", *head, *runlog, *sections, "</body></html>"])
+        f"<p>{e(summary)}</p><h2>Claims dashboard</h2>", *head, *runlog, *sweeps, *sections, "</body></html>"])
     return atomic_write_text(root / "index.html", page)
