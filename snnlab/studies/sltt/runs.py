@@ -38,8 +38,8 @@ from tqdm.auto import tqdm
 
 from ... import checks, data
 from ...core import models
-from ...core.encoding import encode
-from ...core.models import ARCHITECTURES, NORMS, build, spiking_neurons
+from ...core.encoding import AUGMENTATIONS, encode
+from ...core.models import ARCHITECTURES, NORMS, SHORTCUTS, build, spiking_neurons
 from ...core.surrogate import Rectangle
 from ...grad.sltt import bptt_sltt_cosine, epsilon_diagonal, step_function
 from ...paths import REPO_ROOT
@@ -51,6 +51,8 @@ from .analysis import compare_methods, count_backward_ops, gradient_components, 
 
 __all__ = [
     "METHOD_LABELS",
+    "OFFICIAL_NORMALIZATION",
+    "SURROGATES",
     "validate_extra",
     "load_benchmark",
     "load_split",
@@ -64,6 +66,7 @@ __all__ = [
     "train_variants",
     "summarize",
     "table_s2_accuracy",
+    "table_s3",
     "analysis_batch",
     "eq_s11",
     "epsilon_support",
@@ -79,6 +82,7 @@ __all__ = [
     "linear_fit",
     "memory_time_summary",
     "table_s2_memory_time",
+    "describe_memory_time",
     "op_count_table",
     "op_count_measured",
 ]
@@ -87,11 +91,26 @@ __all__ = [
 #: paper's BPTT as the official ``train_BPTT.py`` runs it (per-step loop, per-step BN)
 METHOD_LABELS = {"bptt": "BPTT", "bptt_paper": "BPTT (paper loop)", "sltt": "SLTT", "sltt_k": "SLTT-K"}
 RESETS = ("soft", "hard")
+#: the surrogates of the sltt neuron: ``"rectangle"`` (Eq. 5 of the paper, width gamma = V_th; the sltt
+#: preset) and ``"triangle"`` (the official code's default ``-surrogate triangle``: spikingjelly's
+#: ``PiecewiseQuadratic()``, :class:`snnlab.core.surrogate.Triangle` with gamma = 1)
+SURROGATES = ("rectangle", "triangle")
+#: per-channel (mean, std) of the official code (github.com/qymeng94/SLTT, ``train_SLTT.py`` /
+#: ``train_BPTT.py``: ``transforms.Normalize`` of the CIFAR branch), used to standardise the images and
+#: to write the augmentation's fills in those units
+OFFICIAL_NORMALIZATION = {
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
+    "cifar100": ((0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)),
+}
 OPTIMIZERS = ("adam", "sgd")
 METHOD_COLORS = {"bptt": "#d55e00", "bptt_paper": "#cc79a7", "sltt": "#0072b2", "sltt_k": "#009e73"}
 METHOD_STYLE = {"bptt": dict(marker="o", ls="-"), "bptt_paper": dict(marker="^", ls=":"),
                 "sltt": dict(marker="o", ls="-"), "sltt_k": dict(marker="s", ls="--")}
 MIB = 2.0**20
+#: copies of the parameters alive during SGD-with-momentum training (the official code's optimizer):
+#: the weights, their gradients and the momentum buffer; with the saved activations they make the
+#: modelled total training memory of :func:`memory_time_summary` (the paper reports total GPU memory)
+STATE_COPIES = 3
 
 
 def validate_extra(params: Mapping[str, Any]) -> None:
@@ -115,11 +134,15 @@ def validate_extra(params: Mapping[str, Any]) -> None:
 
 
 def load_split(name: str, split: str = "train"):
-    """:func:`snnlab.data.load` with per-channel standardisation where the dataset offers it
-    (``normalize=True``: CIFAR, SVHN, Fashion-MNIST; the paper normalises to zero mean and unit
-    variance). The paper's augmentation (random crop, flip, cutout) is not applied."""
+    """:func:`snnlab.data.load` with per-channel standardisation where the dataset offers it (the
+    paper normalises to zero mean and unit variance): CIFAR-10/100 with the official code's
+    statistics (:data:`OFFICIAL_NORMALIZATION`), SVHN and Fashion-MNIST with the standard ones
+    (``normalize=True``). The training augmentation is applied per batch by :func:`train_variant`
+    (``Setup.augment``), not here."""
 
     opts = data.info(name).options
+    if name in OFFICIAL_NORMALIZATION:
+        return data.load(name, split, normalize=OFFICIAL_NORMALIZATION[name])
     return data.load(name, split, **({"normalize": True} if "normalize" in opts else {}))
 
 
@@ -177,8 +200,18 @@ class Setup:
     """Model and optimisation shared by the variants of one notebook (Table S4 in the paper profile).
 
     ``arch``/``width``/``hidden``/``dropout``: :func:`snnlab.models.build` (``hidden`` only for the
-    MLP, ``dropout`` only for VGG). ``tau``: LIF time constant (sltt preset: 1.1). ``lam``: the TET
-    loss weight of Eq. S13 (:class:`snnlab.train.TETLoss`). Cosine learning-rate schedule.
+    MLP, ``dropout`` only for VGG). ``tau``: LIF time constant (sltt preset: 1.1, the official
+    code's ``-tau`` default; the supplement does not print it). ``lam``: the TET loss weight of
+    Eq. S13 (:class:`snnlab.train.TETLoss`). Cosine learning-rate schedule.
+
+    The official code's training options (github.com/qymeng94/SLTT, ``train_SLTT.py``; the paper
+    profile sets all four): ``surrogate`` (:data:`SURROGATES`: ``"rectangle"`` = Eq. 5, the default
+    here; ``"triangle"`` = the official default), ``shortcut_from`` (``preact_resnet18`` only,
+    ignored by other networks: ``"input"`` or ``"spikes"``, the official
+    ``models/spiking_resnet.py`` wiring), ``augment`` (``"none"`` or ``"crop_flip_cutout"``:
+    :func:`snnlab.core.encoding.augment_batch`, the official CIFAR transforms) and ``amp``
+    (autocast + GradScaler on CUDA, a no-op on CPU). At their defaults they leave the cache key
+    as it was before they existed (:meth:`key`).
     """
 
     arch: str = "mlp"
@@ -193,6 +226,10 @@ class Setup:
     batch_size: int = 64
     lam: float = 0.05
     device: str = "cpu"
+    surrogate: str = "rectangle"
+    shortcut_from: str = "input"
+    augment: str = "none"
+    amp: bool = False
 
     def __post_init__(self) -> None:
 
@@ -215,6 +252,20 @@ class Setup:
         if isinstance(self.lam, bool) or not isinstance(self.lam, numbers.Real) or not 0 <= self.lam <= 1:
             raise ValueError(f"lam={self.lam!r} is invalid; allowed values: [0, 1]")
         checks.choice("device", self.device, ["cpu", "cuda", "auto"])
+        checks.choice("surrogate", self.surrogate, SURROGATES)
+        checks.choice("shortcut_from", self.shortcut_from, SHORTCUTS)
+        checks.choice("augment", self.augment, AUGMENTATIONS)
+        checks.boolean("amp", self.amp)
+
+    def key(self) -> dict[str, Any]:
+        """The setup as a cache key: ``asdict`` without the official-code options at their defaults
+        (so runs cached before the options existed keep their key)."""
+        d = asdict(self)
+        for k, default in (("surrogate", "rectangle"), ("shortcut_from", "input"), ("augment", "none"),
+                           ("amp", False)):
+            if d[k] == default:
+                d.pop(k)
+        return d
 
     def loss_fn(self):
         """The per-step training loss, Eq. S13: ``TETLoss(lam, v_th=1)``."""
@@ -235,28 +286,38 @@ def build_model(variant: Variant, setup: Setup, ds) -> nn.Module:
     ``torch.manual_seed(variant.seed)``: the exact starting point of :func:`train_variant`."""
 
     c, hw, nf = _ds_shape(ds)
-    kw: dict[str, Any] = {"tau": setup.tau}
+    kw: dict[str, Any] = {"tau": setup.tau, "surrogate": setup.surrogate}
     if variant.reset == "hard":
         kw["v_reset"] = 0.0
+    if setup.arch == "preact_resnet18":
+        kw["shortcut_from"] = setup.shortcut_from
     torch.manual_seed(variant.seed)
     return models.build(setup.arch, ds.num_classes, in_channels=c, input_size=hw, in_features=nf,
                         width=setup.width, neuron="sltt", norm=variant.norm, dropout=setup.dropout,
                         hidden=setup.hidden, **kw)
 
 
-def _train_config(variant: Variant, setup: Setup, checkpoint_dir: str | None, progress: bool):
+def _train_config(variant: Variant, setup: Setup, checkpoint_dir: str | None, progress: bool,
+                  dataset: str | None = None):
+    """The :class:`snnlab.train.TrainConfig` of a run; the augmentation's fills are written in the
+    units of :func:`load_split` (the official statistics for CIFAR-10/100)."""
 
+    aug_kw: dict[str, Any] = {}
+    if setup.augment != "none" and dataset in OFFICIAL_NORMALIZATION:
+        mean, std = OFFICIAL_NORMALIZATION[dataset]
+        aug_kw = {"mean": list(mean), "std": list(std)}
     return TrainConfig(epochs=setup.epochs, lr=setup.lr, optimizer=setup.optimizer,
                        weight_decay=setup.weight_decay, schedule="cosine", batch_size=setup.batch_size,
                        T=variant.T, loss="tet", loss_kw={"lam": setup.lam}, seed=variant.seed,
-                       device=setup.device, checkpoint_dir=checkpoint_dir, progress=progress)
+                       device=setup.device, checkpoint_dir=checkpoint_dir, progress=progress,
+                       augment=setup.augment, augment_kw=aug_kw, amp=setup.amp)
 
 
 def variant_cache_dir(variant: Variant, setup: Setup, ds):
     """Checkpoint directory of a run: a :class:`snnlab.train.runs.CachedRun` keyed by the setup, the
     variant, the training data's content and the code version."""
 
-    return CachedRun("sltt-variant", {"setup": asdict(setup), "variant": asdict(variant)}, [ds]).dir
+    return CachedRun("sltt-variant", {"setup": setup.key(), "variant": asdict(variant)}, [ds]).dir
 
 
 def train_variant(variant: Variant, setup: Setup, train_ds, test_ds, cache: bool = True,
@@ -272,7 +333,7 @@ def train_variant(variant: Variant, setup: Setup, train_ds, test_ds, cache: bool
         raise ValueError("train_variant needs a Variant and a Setup (snnlab.sltt_plots)")
     net = build_model(variant, setup, train_ds)
     ckpt = str(variant_cache_dir(variant, setup, train_ds)) if cache else None
-    cfg = _train_config(variant, setup, ckpt, progress)
+    cfg = _train_config(variant, setup, ckpt, progress, getattr(train_ds, "name", None))
     step = None if variant.method == "bptt" else step_function(variant.method, variant.K, seed=variant.seed)
     history = fit(net, train_ds, test_ds, cfg, step_fn=step)
     ev = evaluate(net, test_ds, variant.T, device=cfg.resolved_device(), seed=variant.seed)
@@ -356,6 +417,40 @@ def table_s2_accuracy(summary, paper: Mapping[str, Any] | None = None, Ts: Seque
             row.update({"paper BPTT": float("nan"), "paper SLTT": float("nan"), "paper SLTT - BPTT": float("nan")})
         rows.append(row)
     return pd.DataFrame(rows).set_index("T")
+
+
+def table_s3(summary, paper_s3: Mapping[str, Mapping[str, Any]], dataset: str, arch: str):
+    """The SLTT rows of Table S3 (``reference.table_s3_sltt``), one per key: the paper's ``dataset``,
+    ``network``, ``method``, ``T``, ``acc`` / ``std`` / ``best`` (%), then ours where this notebook
+    regenerates the row (``run``): mean, std and best over seeds of SLTT (soft reset, BN) at the
+    row's T from ``summary`` (:func:`summarize`), and ``status``, which says whether this run used the
+    paper's dataset and network (``dataset`` / ``arch`` against the row's) or is the quick analogue.
+    Rows no notebook runs carry ``status = "not run: <why>"`` and NaN for ours."""
+
+    rows = []
+    for key, r in paper_s3.items():
+        row = {"row": key, "dataset": r["dataset"], "network": r["network"], "method": r.get("method", "SLTT"),
+               "T": int(r["T"]), "paper mean": r["acc"], "paper std": r.get("std", float("nan")),
+               "paper best": r.get("best", float("nan")), "ours mean": float("nan"), "ours std": float("nan"),
+               "ours best": float("nan")}
+        if "run" not in r:
+            row["status"] = "not run: " + str(r.get("not_run", "no notebook runs this row"))
+            rows.append(row)
+            continue
+        m = summary[(summary.method == "sltt") & (summary["T"] == row["T"]) & (summary.reset == "soft")
+                    & (summary.norm == "bn")]
+        same = dataset == r["dataset"] and arch == r.get("arch")
+        if not len(m):
+            row["status"] = f"not run here: T={row['T']} is not among this run's T"
+        else:
+            accs = list(m.accs.iloc[0])
+            row.update({"ours mean": float(m.acc_mean.iloc[0]), "ours std": float(m.acc_std.iloc[0]),
+                        "ours best": max(accs)})
+            row["status"] = (f"{r['run']}: this row ({dataset}, {arch}, {len(accs)} seeds)" if same else
+                             f"{r['run']} quick analogue: {arch} on {dataset}, {len(accs)} seeds (not the paper's "
+                             "dataset or network; the paper profile runs the row)")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("row")
 
 
 # --- Lemma 1, epsilon and Eq. S11 -----------------------------------------------------------------
@@ -559,25 +654,30 @@ def tau_sweep(taus: Sequence[float], setup: Setup, ds, x_seq: torch.Tensor, y: t
 
 class ModelFactory:
     """Picklable zero-argument factory of a spiking net for :func:`snnlab.sltt.compare_methods`
-    (sltt LIF preset, multi-step)."""
+    (sltt LIF preset, multi-step). ``surrogate`` (:data:`SURROGATES`) and ``shortcut_from``
+    (``preact_resnet18`` only; ignored otherwise) as in :class:`Setup`."""
 
     def __init__(self, arch: str = "vgg11", num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
-                 width: float = 0.25, norm: str = "bn"):
+                 width: float = 0.25, norm: str = "bn", surrogate: str = "rectangle", shortcut_from: str = "input"):
 
         checks.choice("arch", arch, ARCHITECTURES)
         checks.choice("norm", norm, NORMS)
         checks.positive("width", width)
+        checks.choice("surrogate", surrogate, SURROGATES)
+        checks.choice("shortcut_from", shortcut_from, SHORTCUTS)
         self.arch, self.num_classes, self.in_channels = arch, num_classes, in_channels
         self.input_size, self.width, self.norm = input_size, width, norm
+        self.surrogate, self.shortcut_from = surrogate, shortcut_from
 
     def __call__(self) -> nn.Module:
 
+        kw = {"shortcut_from": self.shortcut_from} if self.arch == "preact_resnet18" else {}
         return build(self.arch, self.num_classes, in_channels=self.in_channels, input_size=self.input_size,
-                     width=self.width, neuron="sltt", norm=self.norm)
+                     width=self.width, neuron="sltt", norm=self.norm, surrogate=self.surrogate, **kw)
 
     def __repr__(self) -> str:
         return (f"ModelFactory({self.arch!r}, width={self.width}, input={self.in_channels}x{self.input_size}"
-                f"x{self.input_size}, norm={self.norm!r})")
+                f"x{self.input_size}, norm={self.norm!r}, surrogate={self.surrogate!r})")
 
 
 class RandomDirectInput:
@@ -648,7 +748,11 @@ def memory_time_summary(rows: Sequence[Mapping[str, Any]], T_ref: int = 6) -> di
     * ``T_ref`` (the T closest to ``T_ref`` present) and the two time ratios there;
     * with ``"bptt_paper"`` rows (the paper's BPTT), the same against it: ``memory_ratio_paper``,
       ``time_ratio_sltt_paper``, ``time_ratio_sltt_k_paper``, ``time_ratio_sltt_paper_at_ref``,
-      ``speedup_sltt_k_paper_at_ref`` (NaN / empty without those rows).
+      ``speedup_sltt_k_paper_at_ref``, ``bptt_paper_fit`` (NaN / empty without those rows);
+    * the paper reports *total* GPU memory, not activations: ``total_mib[method]`` models it as
+      saved activations + :data:`STATE_COPIES` x ``param_bytes`` (weights, gradients, SGD momentum;
+      NaN for rows without ``param_bytes``), with ``memory_ratio_total`` / ``memory_ratio_total_paper``
+      (BPTT / SLTT of that total). ``saved_mib`` and ``memory_ratio*`` stay activation-only.
     """
     Ts = sorted({int(r["T"]) for r in rows})
     if len(Ts) < 2:
@@ -656,6 +760,9 @@ def memory_time_summary(rows: Sequence[Mapping[str, Any]], T_ref: int = 6) -> di
     methods = [m for m in METHOD_LABELS if any(r["method"] == m for r in rows)]
     saved = {m: [(pick(rows, m, T) or {}).get("saved_peak_bytes", float("nan")) / MIB for T in Ts] for m in methods}
     time_ms = {m: [(pick(rows, m, T) or {}).get("time_median_s", float("nan")) * 1e3 for T in Ts] for m in methods}
+    state = {m: [STATE_COPIES * (pick(rows, m, T) or {}).get("param_bytes", float("nan")) / MIB for T in Ts]
+             for m in methods}
+    total = {m: [a + b for a, b in zip(saved[m], state[m])] for m in methods}
 
     def variation(v: list[float]) -> float:
         v = [x for x in v if not math.isnan(x)]
@@ -669,11 +776,13 @@ def memory_time_summary(rows: Sequence[Mapping[str, Any]], T_ref: int = 6) -> di
     out = {
         "Ts": Ts,
         "saved_mib": saved,
+        "total_mib": total,
         "time_ms": time_ms,
         "sltt_variation": variation(saved.get("sltt", [])),
         "sltt_k_variation": variation(saved.get("sltt_k", [])),
         "bptt_fit": linear_fit(Ts, saved["bptt"]),
         "memory_ratio": ratio(saved["bptt"], saved["sltt"]),
+        "memory_ratio_total": ratio(total["bptt"], total["sltt"]),
         "time_ratio_sltt": ratio(time_ms["sltt"], time_ms["bptt"]),
         "time_ratio_sltt_k": ratio(time_ms["sltt_k"], time_ms["bptt"]) if "sltt_k" in time_ms else [],
         "T_ref": t_ref,
@@ -682,6 +791,8 @@ def memory_time_summary(rows: Sequence[Mapping[str, Any]], T_ref: int = 6) -> di
     out["speedup_sltt_k_at_ref"] = 1.0 / out["time_ratio_sltt_k"][i] if out["time_ratio_sltt_k"] else float("nan")
     paper_b = "bptt_paper" in time_ms
     out["memory_ratio_paper"] = ratio(saved["bptt_paper"], saved["sltt"]) if paper_b else []
+    out["memory_ratio_total_paper"] = ratio(total["bptt_paper"], total["sltt"]) if paper_b else []
+    out["bptt_paper_fit"] = linear_fit(Ts, saved["bptt_paper"]) if paper_b else {}
     out["time_ratio_sltt_paper"] = ratio(time_ms["sltt"], time_ms["bptt_paper"]) if paper_b else []
     out["time_ratio_sltt_k_paper"] = ratio(time_ms["sltt_k"], time_ms["bptt_paper"]) \
         if paper_b and "sltt_k" in time_ms else []
@@ -691,13 +802,47 @@ def memory_time_summary(rows: Sequence[Mapping[str, Any]], T_ref: int = 6) -> di
     return out
 
 
+def describe_memory_time(summary: Mapping[str, Any], name: str, paper: Mapping[str, Any] | None = None) -> str:
+    """The verdict of :func:`memory_time_summary` in words, every number from ``summary`` (and the
+    paper's Table S2 ``paper``): time of SLTT and SLTT-K relative to both baselines at T_ref, the
+    activation and modelled-total memory ratios at the largest T, SLTT's variation across T."""
+
+    t, Tmax = summary["T_ref"], summary["Ts"][-1]
+    out = [f"{name}:"]
+    if summary["time_ratio_sltt_paper"]:
+        out.append(f"at T={t} SLTT takes {summary['time_ratio_sltt_paper_at_ref']:.2f}x the time per iteration "
+                   f"of the paper's BPTT (per-step loop) and {summary['time_ratio_sltt_at_ref']:.2f}x the fused "
+                   f"BPTT's; SLTT-K is {summary['speedup_sltt_k_paper_at_ref']:.2f}x / "
+                   f"{summary['speedup_sltt_k_at_ref']:.2f}x faster than they are.")
+        out.append(f"At T={Tmax} the paper's BPTT saves {summary['memory_ratio_paper'][-1]:.1f}x SLTT's activations "
+                   f"(fused BPTT: {summary['memory_ratio'][-1]:.1f}x); with weights, gradients and momentum added "
+                   f"(modelled total) the ratio is {summary['memory_ratio_total_paper'][-1]:.2f}x.")
+    else:
+        out.append(f"at T={t} SLTT takes {summary['time_ratio_sltt_at_ref']:.2f}x the fused BPTT's time; no rows "
+                   "of the paper's BPTT.")
+    out.append(f"SLTT's activations vary by {summary['sltt_variation']:.1%} across T = {summary['Ts']}.")
+    if paper:
+        i = list(paper["T"]).index(6) if 6 in paper["T"] else -1
+        pb, ps = paper["bptt"], paper["sltt"]
+        out.append(f"Paper (Table S2, T={paper['T'][i]}): SLTT/BPTT training time {ps['time_h'][i] / pb['time_h'][i]:.2f}, "
+                   f"BPTT/SLTT total GPU memory {pb['memory_gb'][i] / ps['memory_gb'][i]:.2f}.")
+    return " ".join(out)
+
+
+def _total_bytes(row: Mapping[str, Any]) -> float:
+    """Modelled training memory of a row: saved activations + :data:`STATE_COPIES` x parameters."""
+    return row["saved_peak_bytes"] + STATE_COPIES * row.get("param_bytes", float("nan"))
+
+
 def table_s2_memory_time(rows: Sequence[Mapping[str, Any]], paper: Mapping[str, Any] | None = None):
     """Table S2 analogue for memory and time, one row per T of ``rows`` (or of the paper).
 
-    Ours: saved-for-backward peak (MiB) per method, BPTT/SLTT memory ratio, time per iteration
-    (ms) per method, SLTT/BPTT time ratio, peak RSS delta (MiB) and CUDA peak (MiB, NaN on CPU).
-    Paper (``table_s2_cifar10``: ``{"T", "bptt": {"memory_gb", "time_h"}, "sltt": {...}}``): memory
-    (GB), training time (h) and the same two ratios.
+    Ours: saved-for-backward peak (MiB, activations only) per method, the BPTT/SLTT ratio of
+    those activations and of the modelled total (activations + weights, gradients and momentum,
+    :data:`STATE_COPIES`) for both baselines, time per iteration (ms) per method, SLTT/BPTT time
+    ratio against both baselines, peak RSS delta (MiB) and CUDA peak (MiB, NaN on CPU).
+    Paper (``table_s2_cifar10``: ``{"T", "bptt": {"memory_gb", "time_h"}, "sltt": {...}}``): total
+    GPU memory (GB), training time (h) and the two ratios.
     """
 
     Ts = sorted({int(r["T"]) for r in rows} | set(paper["T"] if paper else []))
@@ -708,13 +853,16 @@ def table_s2_memory_time(rows: Sequence[Mapping[str, Any]], paper: Mapping[str, 
         got = {m: pick(rows, m, T) for m in METHOD_LABELS}
         for m, r in got.items():
             row[f"ours {METHOD_LABELS[m]} saved MiB"] = r["saved_peak_bytes"] / MIB if r else float("nan")
-        b, s = got["bptt"], got["sltt"]
-        row["ours mem BPTT/SLTT"] = b["saved_peak_bytes"] / s["saved_peak_bytes"] if b and s else float("nan")
+        b, s, bp = got["bptt"], got["sltt"], got["bptt_paper"]
+        for lab, base in (("BPTT (paper)", bp), ("BPTT", b)):
+            ok = base is not None and s is not None
+            row[f"ours activations {lab}/SLTT"] = base["saved_peak_bytes"] / s["saved_peak_bytes"] if ok \
+                else float("nan")
+            row[f"ours modelled total {lab}/SLTT"] = _total_bytes(base) / _total_bytes(s) if ok else float("nan")
         for m, r in got.items():
             row[f"ours {METHOD_LABELS[m]} ms"] = r["time_median_s"] * 1e3 if r else float("nan")
-        row["ours time SLTT/BPTT"] = s["time_median_s"] / b["time_median_s"] if b and s else float("nan")
-        bp = got["bptt_paper"]
         row["ours time SLTT/BPTT (paper)"] = s["time_median_s"] / bp["time_median_s"] if bp and s else float("nan")
+        row["ours time SLTT/BPTT"] = s["time_median_s"] / b["time_median_s"] if b and s else float("nan")
         for m, r in got.items():
             row[f"ours {METHOD_LABELS[m]} RSS MiB"] = r["rss_peak_delta_bytes"] / MIB if r else float("nan")
             cuda = r.get("cuda_peak_bytes") if r else None
@@ -723,7 +871,7 @@ def table_s2_memory_time(rows: Sequence[Mapping[str, Any]], paper: Mapping[str, 
             i = p_T.index(T)
             pb, ps = paper["bptt"], paper["sltt"]
             row.update({"paper BPTT GB": pb["memory_gb"][i], "paper SLTT GB": ps["memory_gb"][i],
-                        "paper mem BPTT/SLTT": pb["memory_gb"][i] / ps["memory_gb"][i],
+                        "paper total GPU mem BPTT/SLTT": pb["memory_gb"][i] / ps["memory_gb"][i],
                         "paper BPTT h": pb["time_h"][i], "paper SLTT h": ps["time_h"][i],
                         "paper time SLTT/BPTT": ps["time_h"][i] / pb["time_h"][i]})
         out.append(row)
