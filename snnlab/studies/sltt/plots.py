@@ -236,7 +236,8 @@ def ratio_figure(sources: Mapping[str, Sequence[Mapping[str, Any]]], paper: Mapp
     all_T = sorted({int(r["T"]) for rows in sources.values() for r in rows} | set(paper["T"] if paper else []))
     for ax in axes.flat:
         ax.set_xticks(all_T)
-        ax.legend(fontsize="xx-small")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="xx-small")
     mem.set(xlabel="T", ylabel="BPTT / SLTT", title="memory (ours: activations or modelled;\npaper: total GPU)")
     tp.set(xlabel="T", ylabel="time / BPTT time", title="time vs the paper's BPTT\n(per-step loop)")
     tf.set(xlabel="T", ylabel="time / BPTT time", title="time vs the fused BPTT\n(stronger baseline)")
