@@ -464,10 +464,52 @@ def test_measure_memory_time_saved_bytes():
         analysis.measure_memory_time(_mlp_factory, _x_factory, "ottt", 2)
 
 
-def test_compare_methods_interleaves_and_matches_single():
+def _saved_bytes_end_of_forward(T: int) -> int:
+    """Independent reference for the saved-for-backward peak of the paper's BPTT loop: the official
+    train_BPTT.py forward written out here (single-step net, ``for t in range(T)``, mean CE over T),
+    under a bare ``saved_tensors_hooks`` that records the storage of every saved tensor. No graph is
+    freed before the one backward, so the peak is the sum over the distinct storages alive at the
+    end of the forward pass (shared ones, such as a weight saved at every step, count once; the input
+    batch's own storages are the caller's data and are excluded, as documented)."""
+    torch.manual_seed(0)
+    net = _mlp_factory().train()
+    x_seq, y = _x_factory(T)
+    inputs = {x_seq.untyped_storage().data_ptr(), y.untyped_storage().data_ptr()}
+    storages: dict[int, int] = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in inputs:
+            storages[st.data_ptr()] = st.nbytes()
+        return t
+
+    functional.set_step_mode(net, "s")
+    functional.reset_net(net)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = sum(torch.nn.functional.cross_entropy(net(x_seq[t]), y) for t in range(T)) / T
+    total = sum(storages.values())
+    del loss
+    return total
+
+
+def test_measure_memory_time_against_an_independent_count():
+    """measure_memory_time's saved-bytes peak against the reference above: the paper's BPTT keeps all
+    T step graphs (= the reference at T); SLTT and SLTT-K free each step's graph before the next, so
+    their peak is one step's graph (= the reference at T = 1), whatever T."""
+    ref = {T: _saved_bytes_end_of_forward(T) for T in (1, 2, 4)}
+    assert ref[4] - ref[2] == 2 * (ref[2] - ref[1]) > 0  # the reference grows by one step graph per step
+    for T in (1, 4):
+        got = analysis.measure_memory_time(_mlp_factory, _x_factory, "bptt_paper", T, repeats=1, warmup=0)
+        assert got["saved_peak_bytes"] == ref[T]
+        assert got["param_bytes"] == sum(p.numel() * 4 for p in _mlp_factory().parameters())
+    for method, K in (("sltt", None), ("sltt_k", 2)):
+        got = analysis.measure_memory_time(_mlp_factory, _x_factory, method, 4, K=K, repeats=1, warmup=0)
+        assert got["saved_peak_bytes"] == ref[1], method
+
+
+def test_compare_methods_interleaves():
     res = analysis.compare_methods(_mlp_factory, _x_factory, 4, (("bptt", None), ("sltt_k", 2)), repeats=2, warmup=0)
     assert [r["method"] for r in res] == ["bptt", "sltt_k"] and all(r["repeats"] == 2 for r in res)
-    single = analysis.measure_memory_time(_mlp_factory, _x_factory, "bptt", 4, repeats=1, warmup=0)
-    assert single["saved_peak_bytes"] == res[0]["saved_peak_bytes"]
+    assert [r["K"] for r in res] == [None, 2]
     with pytest.raises(ValueError, match="methods="):
         analysis.compare_methods(_mlp_factory, _x_factory, 4, ())

@@ -8,6 +8,7 @@ exact reuse of the cache.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import matplotlib
@@ -21,6 +22,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from snnlab import data, train  # noqa: E402
 from snnlab.core import models  # noqa: E402
+from snnlab.record import params  # noqa: E402
 from snnlab.core.surrogate import Rectangle  # noqa: E402
 from snnlab.grad import sltt  # noqa: E402
 from snnlab.studies.sltt import analysis  # noqa: E402
@@ -264,6 +266,15 @@ def _rows():
     return out
 
 
+def _rows_both():
+    """_rows with the paper's BPTT loop (4 MiB per step, 0.016 s per step) and 1 MiB of parameters per row."""
+    out = [{**r, "param_bytes": sp.MIB} for r in _rows()]
+    for T in (2, 4, 8):
+        out.append({"method": "bptt_paper", "T": T, "K": None, "saved_peak_bytes": 4 * T * sp.MIB, "param_bytes": sp.MIB,
+                    "time_median_s": 0.016 * T, "time_iqr_s": 0.001, "rss_peak_delta_bytes": 0, "cuda_peak_bytes": None})
+    return out
+
+
 def test_linear_fit_against_polyfit():
     fit = sp.linear_fit([2, 4, 6, 8], [5, 9, 13, 17])
     assert fit["slope"] == pytest.approx(2) and fit["intercept"] == pytest.approx(1) and fit["r2"] == pytest.approx(1)
@@ -291,13 +302,93 @@ def test_memory_time_summary_and_table():
              "sltt": {"memory_gb": [1.10, 1.09, 1.09], "time_h": [1.80, 3.29, 4.58]}}
     t = sp.table_s2_memory_time(_rows(), paper)
     assert list(t.index) == [2, 4, 6, 8]
-    assert t.loc[4, "ours mem BPTT/SLTT"] == pytest.approx(4.5)
-    assert t.loc[6, "paper mem BPTT/SLTT"] == pytest.approx(3.0 / 1.09)
+    assert t.loc[4, "ours activations BPTT/SLTT"] == pytest.approx(4.5)
+    assert math.isnan(t.loc[4, "ours activations BPTT (paper)/SLTT"])  # no rows of the paper's BPTT
+    assert t.loc[6, "paper total GPU mem BPTT/SLTT"] == pytest.approx(3.0 / 1.09)
     assert t.loc[6, "paper time SLTT/BPTT"] == pytest.approx(4.58 / 6.35)
     assert math.isnan(t.loc[6, "ours BPTT saved MiB"]) and math.isnan(t.loc[8, "paper BPTT GB"])
     assert t.loc[2, "ours SLTT RSS MiB"] == pytest.approx(1.0) and math.isnan(t.loc[2, "ours SLTT CUDA MiB"])
     with pytest.raises(ValueError):
         sp.memory_time_summary([r for r in _rows() if r["T"] == 2])
+
+
+def test_memory_summary_models_the_total_beside_activations():
+    s = sp.memory_time_summary(_rows_both(), T_ref=4)
+    # activations: paper BPTT 4T MiB over SLTT 2 MiB; modelled total adds 3 x 1 MiB of weights, gradients, momentum
+    assert s["memory_ratio_paper"] == pytest.approx([4.0, 8.0, 16.0])
+    assert s["total_mib"]["sltt"] == pytest.approx([5.0] * 3)
+    assert s["memory_ratio_total_paper"] == pytest.approx([11 / 5, 19 / 5, 35 / 5])
+    assert s["bptt_paper_fit"]["slope"] == pytest.approx(4.0)
+    assert s["time_ratio_sltt_paper_at_ref"] == pytest.approx(0.012 / 0.016)
+    assert s["speedup_sltt_k_paper_at_ref"] == pytest.approx(4.0)
+    assert all(math.isnan(v) for v in sp.memory_time_summary(_rows())["total_mib"]["sltt"])  # no param_bytes
+    t = sp.table_s2_memory_time(_rows_both())
+    assert t.loc[8, "ours activations BPTT (paper)/SLTT"] == pytest.approx(16.0)
+    assert t.loc[8, "ours modelled total BPTT (paper)/SLTT"] == pytest.approx(35 / 5)
+    assert t.loc[8, "ours modelled total BPTT/SLTT"] == pytest.approx((17 + 3) / 5)
+    text = sp.describe_memory_time(s, "demo")
+    assert "0.75x the time per iteration of the paper's BPTT" in text and "16.0x SLTT's activations" in text
+    assert "(modelled total) the ratio is 7.00x" in text
+
+
+def test_ratio_figure_draws_both_quantities_and_baselines():
+    paper = {"T": [2, 4], "bptt": {"memory_gb": [2, 3], "time_h": [1, 2]}, "sltt": {"memory_gb": [1, 1], "time_h": [1, 1.5]}}
+    fig = sltt_plots.ratio_figure({"run": _rows_both()}, paper)
+    mem, tp, tf = fig.axes[:3]
+    lines = {ln.get_label(): list(ln.get_ydata()) for ln in mem.lines}
+    assert lines["run: activations"] == pytest.approx([4.0, 8.0, 16.0])
+    assert lines["run: modelled total"] == pytest.approx([11 / 5, 19 / 5, 35 / 5])
+    assert lines["run: activations, fused BPTT"] == pytest.approx([2.5, 4.5, 8.5])
+    assert lines["paper: total GPU memory"] == pytest.approx([2.0, 3.0])
+    assert "paper: total GPU" in mem.get_title() and "activations" in mem.get_title()
+    tpl = {ln.get_label(): list(ln.get_ydata()) for ln in tp.lines}
+    assert tpl["run: SLTT"] == pytest.approx([0.75] * 3) and tpl["paper: SLTT (training time)"] == pytest.approx([1, 0.75])
+    tfl = {ln.get_label(): list(ln.get_ydata()) for ln in tf.lines}
+    assert tfl["run: SLTT"] == pytest.approx([1.2] * 3) and "paper: SLTT (training time)" not in tfl
+    old = sltt_plots.ratio_figure({"old": _rows()})  # no paper-loop rows: only the fused lines
+    assert [ln.get_label() for ln in old.axes[0].lines] == ["old: activations, fused BPTT"]
+
+
+def test_table_s3_rows_run_or_say_why():
+    s3 = {"cifar10_resnet18": {"dataset": "cifar10", "network": "ResNet-18", "T": 6, "acc": 94.44, "std": 0.21,
+                               "best": 94.59, "run": "03_accuracy", "arch": "preact_resnet18"},
+          "dvs_gesture_resnet18": {"dataset": "dvs_gesture", "network": "ResNet-18", "T": 20, "acc": 97.68,
+                                   "not_run": "static images only"}}
+    summ = sp.summarize([{"variant": sp.Variant("sltt", 6, seed=i), "acc": a} for i, a in enumerate([0.9, 0.8])])
+    quick = sp.table_s3(summ, s3, "digits", "mlp")
+    assert quick.loc["cifar10_resnet18", "ours mean"] == pytest.approx(85.0)
+    assert quick.loc["cifar10_resnet18", "ours best"] == pytest.approx(90.0)
+    assert quick.loc["cifar10_resnet18", "ours std"] == pytest.approx(np.std([90, 80], ddof=1))
+    assert "quick analogue" in quick.loc["cifar10_resnet18", "status"] and "not the paper's" in \
+        quick.loc["cifar10_resnet18", "status"]
+    assert quick.loc["dvs_gesture_resnet18", "status"] == "not run: static images only"
+    assert math.isnan(quick.loc["dvs_gesture_resnet18", "ours mean"])
+    paper = sp.table_s3(summ, s3, "cifar10", "preact_resnet18")
+    assert "quick analogue" not in paper.loc["cifar10_resnet18", "status"]
+    missing_T = sp.table_s3(sp.summarize([{"variant": sp.Variant("sltt", 4), "acc": 0.9}]), s3, "digits", "mlp")
+    assert "T=6" in missing_T.loc["cifar10_resnet18", "status"] and math.isnan(missing_T.loc["cifar10_resnet18", "ours mean"])
+
+
+def test_setup_official_options_reach_model_and_training(tmp_path):
+    ds = data.load("digits", "train")
+    base = sp.Setup(hidden=(8,))
+    assert base.key() == {k: v for k, v in dataclasses.asdict(base).items()
+                          if k not in ("surrogate", "shortcut_from", "augment", "amp")}  # old cache keys kept
+    paper = sp.Setup(hidden=(8,), surrogate="triangle", augment="crop_flip_cutout", amp=True)
+    assert paper.key()["surrogate"] == "triangle" and paper.key()["amp"] is True
+    net = sp.build_model(sp.Variant("sltt", 2), paper, ds)
+    assert all(type(m.surrogate_function).__name__ == "Triangle" for m in models.spiking_neurons(net))
+    cfg = sp._train_config(sp.Variant("sltt", 2), paper, None, False, "cifar10")
+    assert cfg.augment == "crop_flip_cutout" and cfg.amp is True
+    assert cfg.augment_kw == {"mean": list(sp.OFFICIAL_NORMALIZATION["cifar10"][0]),
+                              "std": list(sp.OFFICIAL_NORMALIZATION["cifar10"][1])}
+    res = sp.Setup(arch="preact_resnet18", width=0.0625, shortcut_from="spikes")
+    blocks = [m for m in sp.build_model(sp.Variant("sltt", 2), res, data.load("digits", "train")).modules()
+              if hasattr(m, "shortcut_from")]
+    assert blocks and all(b.shortcut_from == "spikes" for b in blocks)
+    for bad in ({"surrogate": "atan"}, {"shortcut_from": "x"}, {"augment": "flip"}, {"amp": 1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            sp.Setup(**bad)
 
 
 def test_memory_time_sweep_rows(one_thread):
@@ -352,3 +443,17 @@ def test_plots_return_figures():
     heights = [r.get_height() for r in figs[-1].axes[0].patches]
     assert heights[:2] == [97.0, 96.5] or sorted(heights)[-2:] == [96.5, 97.0]  # ours drawn as given
     assert 94.44 in heights or any(94.44 in ln.get_ydata() for ln in figs[-1].axes[0].lines)  # the paper's
+
+
+def test_paper_profile_is_the_official_setting():
+    """The paper profile of the training notebook passes the official code's options to Setup (the
+    triangle surrogate, the spike shortcut, crop + cutout + flip, AMP), and 02 builds the same net."""
+    P = params.resolve("sltt", "03_accuracy", "paper", params.notebook_defaults("sltt", "03_accuracy"))
+    setup = sp.Setup(arch=P.arch, epochs=P.epochs, lr=P.lr, optimizer=P.optimizer, weight_decay=P.weight_decay,
+                     batch_size=P.batch_size, surrogate=P.surrogate, shortcut_from=P.shortcut_from,
+                     augment=P.augment, amp=P.amp, device=P.device)
+    assert (setup.surrogate, setup.shortcut_from, setup.augment, setup.amp, setup.tau) == (
+        "triangle", "spikes", "crop_flip_cutout", True, 1.1)
+    assert (P.dataset, P.arch, P.epochs, P.batch_size, P.weight_decay) == ("cifar10", "preact_resnet18", 200, 128, 5e-5)
+    M = params.resolve("sltt", "02_memory_and_time", "paper", params.notebook_defaults("sltt", "02_memory_and_time"))
+    assert (M.arch, M.surrogate, M.shortcut_from, M.batch_size) == ("preact_resnet18", "triangle", "spikes", 128)

@@ -517,6 +517,7 @@ class _Run:
             "saved_peak_bytes": meter.peak,
             "saved_total_bytes": meter.total,
             "input_bytes": self.x_seq.untyped_storage().nbytes(),
+            "param_bytes": sum(p.numel() * p.element_size() for p in self.model.parameters()),
             "rss_peak_delta_bytes": rss,
             "cuda_peak_bytes": cuda,
         }
@@ -560,7 +561,8 @@ def measure_memory_time(
     * ``saved_peak_bytes`` / ``saved_total_bytes``: live peak and total of tensors saved for
       backward (:class:`snnlab.bench.SavedTensorMeter`; deterministic, device independent), not
       counting tensors that live in the storage of ``x_seq`` / ``y`` themselves (the input batch);
-      ``input_bytes`` is that storage's size;
+      ``input_bytes`` is that storage's size; ``param_bytes``: the model's parameters (weights and
+      BN affine terms; not activation memory, but part of the GPU memory the paper reports);
     * ``rss_peak_delta_bytes``: peak resident memory above the level before the iteration;
     * ``cuda_peak_bytes``: CUDA peak above the level before (None without CUDA / on CPU);
     * ``time_median_s``, ``time_iqr_s``: seconds per iteration over ``repeats`` (after ``warmup``).

@@ -5,7 +5,9 @@ Thresholds, and the paper's number each claim is compared with (with its provena
 Eq. S5 recursion are ``sanity`` (identities the code must satisfy); the operation counts keep only
 their measured half (flop counter and instrumented algorithm against Appendix C.2), the formula's
 own difference 2d being arithmetic; the tau sweep is a ``finding`` (the paper argues, it does not
-sweep); the rest are ``reproduction``.
+sweep), and so are the comparisons with the fused multi-step BPTT (the stronger baseline; the
+paper's own BPTT, the official per-step loop, is what the reproductions judge against); the rest
+are ``reproduction``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from ...record.results import Claim
 from . import runs as sp
 
 __all__ = ["eq_s11", "lemma1_recursion", "temporal_little", "small_lambda_needed", "memory_constant_in_T",
-           "faster_than_bptt", "op_counts", "sltt_close_to_bptt", "hard_about_soft", "sws_alternative"]
+           "faster_than_bptt", "faster_than_fused_bptt", "op_counts", "sltt_close_to_bptt", "close_to_fused_bptt",
+           "hard_about_soft", "sws_alternative"]
 
 PAPER = "sltt"
 
@@ -101,48 +104,83 @@ def small_lambda_needed(sweep: Sequence[Mapping[str, Any]]) -> Claim:
 
 def memory_constant_in_T(summary: Mapping[str, Any], paper_s2: Mapping[str, Any]) -> Claim:
     """``reproduction`` (Table S2): from :func:`runs.memory_time_summary`, SLTT's saved-for-backward
-    peak varies <= ``max_sltt_variation`` across T; BPTT's fits a line in T (r2, slope > 0)."""
+    peak varies <= ``max_sltt_variation`` across T; the paper's BPTT (per-step loop) fits a line in T
+    (r2 >= ``min_bptt_r2``, slope > 0). The fused BPTT's numbers are shown beside it. Ours are
+    saved activations (and a modelled total); the paper's are total GPU memory: the test is on the
+    shape in T, not on the level."""
     spec = params.claim_spec(PAPER, "memory_constant_in_T")
     var_hi, r2_lo = float(spec["max_sltt_variation"]), float(spec["min_bptt_r2"])
-    fit = summary["bptt_fit"]
-    r2 = fit["r2"]
+    fit = summary["bptt_paper_fit"]
+    r2 = fit.get("r2", float("nan"))
+    ours = {"T": summary["Ts"], "SLTT activations MiB": summary["saved_mib"]["sltt"],
+            "BPTT (paper loop) activations MiB": summary["saved_mib"].get("bptt_paper"),
+            "BPTT (fused) activations MiB": summary["saved_mib"]["bptt"], "SLTT variation": summary["sltt_variation"],
+            "BPTT (paper loop) slope MiB/step": fit.get("slope"), "BPTT (paper loop) r2": r2,
+            "BPTT (fused) r2": summary["bptt_fit"]["r2"],
+            "activations BPTT (paper loop)/SLTT": summary["memory_ratio_paper"],
+            "modelled total BPTT (paper loop)/SLTT": summary["memory_ratio_total_paper"]}
     return _claim("memory_constant_in_T", "reproduction", "SLTT memory is constant in T while BPTT grows linearly",
-                  ours={"T": summary["Ts"], "SLTT saved MiB": summary["saved_mib"]["sltt"],
-                        "BPTT saved MiB": summary["saved_mib"]["bptt"], "SLTT variation": summary["sltt_variation"],
-                        "BPTT slope MiB/step": fit["slope"], "BPTT r2": r2},
-                  paper={"BPTT GB": paper_s2["bptt"]["memory_gb"], "SLTT GB": paper_s2["sltt"]["memory_gb"],
-                         "T": paper_s2["T"]},
-                  passed=summary["sltt_variation"] <= var_hi and not math.isnan(r2) and r2 >= r2_lo and fit["slope"] > 0,
-                  test=f"saved-for-backward peak: SLTT varies <= {var_hi:.0%} across T; BPTT linear fit r2 >= {r2_lo:g}, "
-                       "slope > 0")
+                  ours=ours,
+                  paper={"BPTT total GPU GB": paper_s2["bptt"]["memory_gb"],
+                         "SLTT total GPU GB": paper_s2["sltt"]["memory_gb"], "T": paper_s2["T"]},
+                  passed=bool(fit) and summary["sltt_variation"] <= var_hi and not math.isnan(r2) and r2 >= r2_lo
+                  and fit["slope"] > 0,
+                  test=f"saved-for-backward (activation) peak: SLTT varies <= {var_hi:.0%} across T; the paper's BPTT "
+                       f"(per-step loop) linear fit r2 >= {r2_lo:g}, slope > 0",
+                  note="different quantities: ours are the bytes autograd saves for backward (activations; a modelled "
+                       "total adds weights, gradients and SGD momentum), the paper's are total GPU memory; only the "
+                       "shape in T is compared. The fused BPTT saves the same activations per step (shown).")
+
+
+def _time_claim(cid: str, kind: str, statement: str, baseline: str, summary: Mapping[str, Any],
+                paper_s2: Mapping[str, Any], bench_summary: Mapping[str, Any] | None, profile: str, note: str) -> Claim:
+    """SLTT / ``baseline`` time at T_ref < 1: this run's at the paper profile; at the quick profile
+    (a few repeats on a shared machine) the committed benchmark's, this run's reported."""
+    key = {"bptt_paper": "time_ratio_sltt_paper_at_ref", "bptt": "time_ratio_sltt_at_ref"}[baseline]
+    kkey = {"bptt_paper": "speedup_sltt_k_paper_at_ref", "bptt": "speedup_sltt_k_at_ref"}[baseline]
+    lab = sp.METHOD_LABELS[baseline]
+    ours = {}
+    for where, s in (("this run", summary), ("committed benchmark", bench_summary)):
+        if s is not None and not math.isnan(s[key]):
+            ours[f"SLTT/{lab} at T={s['T_ref']} ({where})"] = s[key]
+            ours[f"SLTT-K/{lab} at T={s['T_ref']} ({where})"] = 1 / s[kkey]
+    judged = bench_summary if profile == "quick" else summary
+    if judged is not None and math.isnan(judged[key]):
+        judged = None
+    which = "the committed benchmark" if profile == "quick" else "this run"
+    i6 = paper_s2["T"].index(6)
+    bptt_h, sltt_h = paper_s2["bptt"]["time_h"][i6], paper_s2["sltt"]["time_h"][i6]
+    paper = {"BPTT h": bptt_h, "SLTT h": sltt_h, "SLTT/BPTT": sltt_h / bptt_h} if baseline == "bptt_paper" else \
+        "no number: the paper compares with its per-step BPTT only"
+    return _claim(cid, kind, statement, ours=ours, paper=paper,
+                  passed=None if judged is None else judged[key] < 1.0,
+                  test=f"{which}: median SLTT time / {lab} time per iteration at T={(judged or summary)['T_ref']} < 1 "
+                       "(interleaved repeats)" + ("; this run's ratio is reported, not judged (quick profile: a few "
+                                                  "repeats on a shared machine)" if profile == "quick" else ""),
+                  note=note + ("" if judged is not None else " No committed benchmark with this baseline: not judged."))
 
 
 def faster_than_bptt(summary: Mapping[str, Any], paper_s2: Mapping[str, Any],
                      bench_summary: Mapping[str, Any] | None = None, profile: str = "paper") -> Claim:
-    """``reproduction`` (Table S2 time): median SLTT / BPTT time per iteration at T_ref < 1. At the
-    quick profile (a few repeats on a shared machine) the verdict is the committed benchmark's
-    (``bench_summary``; none without it); otherwise this run's. Both are reported."""
-    i6 = paper_s2["T"].index(6)
-    t = summary["T_ref"]
-    ours = {f"SLTT/BPTT at T={t} (this run)": summary["time_ratio_sltt_at_ref"],
-            f"SLTT-K/BPTT at T={t} (this run)": 1 / summary["speedup_sltt_k_at_ref"]}
-    if bench_summary is not None:
-        tb = bench_summary["T_ref"]
-        ours[f"SLTT/BPTT at T={tb} (committed benchmark)"] = bench_summary["time_ratio_sltt_at_ref"]
-        ours[f"SLTT-K/BPTT at T={tb} (committed benchmark)"] = 1 / bench_summary["speedup_sltt_k_at_ref"]
-    judged = bench_summary if profile == "quick" else summary
-    which = "the committed benchmark" if profile == "quick" else "this run"
-    bptt_h, sltt_h = paper_s2["bptt"]["time_h"][i6], paper_s2["sltt"]["time_h"][i6]
-    return _claim("faster_than_bptt", "reproduction", "SLTT is faster per iteration than BPTT", ours=ours,
-                  paper={"BPTT h": bptt_h, "SLTT h": sltt_h, "SLTT/BPTT": sltt_h / bptt_h},
-                  passed=None if judged is None else judged["time_ratio_sltt_at_ref"] < 1.0,
-                  test=f"{which}: median SLTT time / BPTT time at T={(judged or summary)['T_ref']} < 1 (interleaved "
-                       "repeats)" + ("; this run's ratio is reported, not judged (quick profile: a few repeats on a "
-                                    "shared machine)" if profile == "quick" else ""),
-                  note="BPTT here is the fused multi-step one (BN over T*B), not the official per-step loop (issue 10). "
-                       "On a CPU SLTT does the same matrix products as BPTT and saves only the 2d elementwise temporal "
-                       "products, while running T single-step calls instead of one fused multi-step call. SLTT-K, "
-                       "which skips the backward pass on T-K steps, is faster here.")
+    """``reproduction`` (Table S2 time): median SLTT / paper-BPTT (per-step loop, as the official
+    ``train_BPTT.py``) time per iteration at T_ref < 1. At the quick profile the verdict is the
+    committed benchmark's (none without it); otherwise this run's. Both are reported."""
+    return _time_claim("faster_than_bptt", "reproduction", "SLTT is faster per iteration than BPTT", "bptt_paper",
+                       summary, paper_s2, bench_summary, profile,
+                       note="BPTT as the paper ran it: the official train_BPTT.py's per-step loop with per-step BN. "
+                            "SLTT does the same matrix products and drops only the 2d elementwise temporal products "
+                            "per step and layer; it also frees each step's graph at once, which is where a GPU gains.")
+
+
+def faster_than_fused_bptt(summary: Mapping[str, Any], paper_s2: Mapping[str, Any],
+                           bench_summary: Mapping[str, Any] | None = None, profile: str = "paper") -> Claim:
+    """``finding`` (beyond the paper): the same test against the stronger, fused multi-step BPTT
+    (BN over T*B, spikingjelly's multi-step LIF op)."""
+    return _time_claim("faster_than_fused_bptt", "finding",
+                       "SLTT is faster per iteration than the fused multi-step BPTT (the stronger baseline)", "bptt",
+                       summary, paper_s2, bench_summary, profile,
+                       note="The fused BPTT runs each layer once on all T*B samples (one multi-step LIF call, BN over "
+                            "T*B) where SLTT and the paper's BPTT make T single-step calls on B samples each.")
 
 
 def _one(v: Any) -> Any:
@@ -172,20 +210,40 @@ def op_counts(measured, d: int, K: int) -> Claim:
 # --- 03_accuracy -------------------------------------------------------------------------------
 
 
+def _acc_diffs(table, col: str) -> dict[int, float]:
+    return {int(t): float(table.loc[t, col]) for t in table.index}
+
+
 def sltt_close_to_bptt(table, n_seeds: int) -> Claim:
-    """``reproduction`` (Table S2): |mean SLTT - mean BPTT| <= ``max_diff_pp`` at every T of ``table``
-    (:func:`runs.table_s2_accuracy`)."""
+    """``reproduction`` (Table S2): |mean SLTT - mean paper-BPTT (per-step loop)| <= ``max_diff_pp``
+    at every T of ``table`` (:func:`runs.table_s2_accuracy`); the fused BPTT is shown beside it."""
     tol = float(params.claim_spec(PAPER, "sltt_close_to_bptt")["max_diff_pp"])
     Ts = [int(t) for t in table.index]
-    diff = {t: float(table.loc[t, "ours SLTT - BPTT"]) for t in Ts}
+    diff = _acc_diffs(table, "ours SLTT - BPTT (paper)")
     pdiff = {t: round(float(table.loc[t, "paper SLTT - BPTT"]), 2) for t in Ts
              if not math.isnan(float(table.loc[t, "paper SLTT - BPTT"]))}
     return _claim("sltt_close_to_bptt", "reproduction", "SLTT accuracy is close to BPTT's",
-                  ours={"SLTT - BPTT (pp)": diff, "BPTT %": {t: float(table.loc[t, "ours BPTT"]) for t in Ts},
-                        "SLTT %": {t: float(table.loc[t, "ours SLTT"]) for t in Ts}},
-                  paper={"SLTT - BPTT (pp)": pdiff}, passed=all(abs(d) <= tol for d in diff.values()),
-                  test=f"|mean SLTT - mean BPTT| <= {tol:g} pp at every T in {Ts} ({n_seeds} seeds)",
-                  note="BPTT here is the fused multi-step one (BN over T*B), not the official per-step loop (issue 10)")
+                  ours={"SLTT - BPTT (paper loop) (pp)": diff,
+                        "BPTT (paper loop) %": _acc_diffs(table, "ours BPTT (paper)"),
+                        "SLTT %": _acc_diffs(table, "ours SLTT"),
+                        "SLTT - BPTT (fused) (pp)": _acc_diffs(table, "ours SLTT - BPTT")},
+                  paper={"SLTT - BPTT (pp)": pdiff},
+                  passed=all(not math.isnan(d) and abs(d) <= tol for d in diff.values()),
+                  test=f"|mean SLTT - mean BPTT (paper's per-step loop)| <= {tol:g} pp at every T in {Ts} "
+                       f"({n_seeds} seeds)",
+                  note="BPTT as the official train_BPTT.py runs it (per-step loop, per-step BN); the fused multi-step "
+                       "BPTT is the claim close_to_fused_bptt")
+
+
+def close_to_fused_bptt(table, n_seeds: int) -> Claim:
+    """``finding`` (beyond the paper): |mean SLTT - mean fused BPTT| <= ``max_diff_pp`` at every T."""
+    tol = float(params.claim_spec(PAPER, "close_to_fused_bptt")["max_diff_pp"])
+    diff = _acc_diffs(table, "ours SLTT - BPTT")
+    return _claim("close_to_fused_bptt", "finding",
+                  "SLTT accuracy is also close to the fused multi-step BPTT's (BN over T*B, the stronger baseline)",
+                  ours={"SLTT - BPTT (fused) (pp)": diff, "BPTT (fused) %": _acc_diffs(table, "ours BPTT")},
+                  passed=all(not math.isnan(d) and abs(d) <= tol for d in diff.values()),
+                  test=f"|mean SLTT - mean fused BPTT| <= {tol:g} pp at every T in {list(diff)} ({n_seeds} seeds)")
 
 
 def hard_about_soft(summary, T: int, n_seeds: int, paper_s1: Mapping[str, Mapping[str, float]]) -> Claim:

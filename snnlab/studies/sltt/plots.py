@@ -193,33 +193,54 @@ def memory_time_figure(rows: Sequence[Mapping[str, Any]], title: str = ""):
 
 
 def ratio_figure(sources: Mapping[str, Sequence[Mapping[str, Any]]], paper: Mapping[str, Any] | None = None):
-    """Dimensionless comparison with the paper: BPTT/SLTT memory ratio (left) and time relative to
-    BPTT (right: SLTT solid, SLTT-K dashed) against T, one colour per source of rows (e.g. this
-    notebook's run, the committed benchmark), the paper's Table S2 in grey."""
-    fig, axes = figure(1, 2, w=4.6)
+    """Dimensionless comparison with the paper's Table S2, against T, one colour per source of rows
+    (e.g. this notebook's run, the committed benchmark), the paper in grey:
+
+    * left, memory BPTT / SLTT. Two different quantities: ours is the saved-activation ratio
+      (solid: the paper's per-step BPTT; dotted: the fused BPTT) and a modelled total (dash-dot:
+      activations + weights, gradients, momentum; :func:`memory_time_summary`); the paper's is the
+      ratio of total GPU memory;
+    * middle, time per iteration relative to the paper's BPTT (SLTT solid, SLTT-K dashed), beside
+      the paper's SLTT / BPTT training-time ratio;
+    * right, the same relative to the fused multi-step BPTT (the stronger baseline; the paper has no
+      such number).
+
+    Sources without ``"bptt_paper"`` rows draw only the fused-baseline lines."""
+    fig, axes = figure(1, 3, w=4.4)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    mem, tp, tf = axes[0, 0], axes[0, 1], axes[0, 2]
     for i, (name, rows) in enumerate(sources.items()):
         s = memory_time_summary(rows)
         c = colors[i % len(colors)]
-        axes[0, 0].plot(s["Ts"], s["memory_ratio"], marker="o", color=c, label=name)
-        axes[0, 1].plot(s["Ts"], s["time_ratio_sltt"], marker="o", color=c, label=f"{name}: SLTT")
+        if s["memory_ratio_paper"]:
+            mem.plot(s["Ts"], s["memory_ratio_paper"], marker="o", color=c, label=f"{name}: activations")
+            if not all(math.isnan(v) for v in s["memory_ratio_total_paper"]):
+                mem.plot(s["Ts"], s["memory_ratio_total_paper"], marker="^", ls="-.", color=c,
+                         label=f"{name}: modelled total")
+            tp.plot(s["Ts"], s["time_ratio_sltt_paper"], marker="o", color=c, label=f"{name}: SLTT")
+            if s["time_ratio_sltt_k_paper"]:
+                tp.plot(s["Ts"], s["time_ratio_sltt_k_paper"], marker="s", ls="--", color=c, label=f"{name}: SLTT-K")
+        mem.plot(s["Ts"], s["memory_ratio"], marker="x", ls=":", color=c, label=f"{name}: activations, fused BPTT")
+        tf.plot(s["Ts"], s["time_ratio_sltt"], marker="o", color=c, label=f"{name}: SLTT")
         if s["time_ratio_sltt_k"]:
-            axes[0, 1].plot(s["Ts"], s["time_ratio_sltt_k"], marker="s", ls="--", color=c, label=f"{name}: SLTT-K")
+            tf.plot(s["Ts"], s["time_ratio_sltt_k"], marker="s", ls="--", color=c, label=f"{name}: SLTT-K")
     if paper:
         pt = list(paper["T"])
         pb, ps = paper["bptt"], paper["sltt"]
-        axes[0, 0].plot(pt, [b / s for b, s in zip(pb["memory_gb"], ps["memory_gb"])], marker="D",
-                        color=PAPER_COLOR, label="paper (ResNet-18, CIFAR-10, GPU)")
-        axes[0, 1].plot(pt, [s / b for b, s in zip(pb["time_h"], ps["time_h"])], marker="D", color=PAPER_COLOR,
-                        label="paper: SLTT")
-    axes[0, 1].axhline(1.0, color="k", lw=0.7)
+        mem.plot(pt, [b / s for b, s in zip(pb["memory_gb"], ps["memory_gb"])], marker="D",
+                 color=PAPER_COLOR, label="paper: total GPU memory")
+        tp.plot(pt, [s / b for b, s in zip(pb["time_h"], ps["time_h"])], marker="D", color=PAPER_COLOR,
+                label="paper: SLTT (training time)")
+    for ax in (tp, tf):
+        ax.axhline(1.0, color="k", lw=0.7)
     all_T = sorted({int(r["T"]) for rows in sources.values() for r in rows} | set(paper["T"] if paper else []))
     for ax in axes.flat:
         ax.set_xticks(all_T)
-    axes[0, 0].set(xlabel="T", ylabel="BPTT / SLTT", title="memory: BPTT relative to SLTT")
-    axes[0, 1].set(xlabel="T", ylabel="time / BPTT time", title="time per iteration relative to BPTT")
-    axes[0, 0].legend(fontsize="x-small")
-    axes[0, 1].legend(fontsize="x-small")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="xx-small")
+    mem.set(xlabel="T", ylabel="BPTT / SLTT", title="memory (ours: activations or modelled;\npaper: total GPU)")
+    tp.set(xlabel="T", ylabel="time / BPTT time", title="time vs the paper's BPTT\n(per-step loop)")
+    tf.set(xlabel="T", ylabel="time / BPTT time", title="time vs the fused BPTT\n(stronger baseline)")
     return fig
 
 

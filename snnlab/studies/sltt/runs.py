@@ -13,7 +13,7 @@ them, so that the notebooks stay thin:
   :func:`snnlab.sltt.epsilon_diagonal`), :func:`epsilon_support` / :func:`in_support` (the set of
   values it can take), :func:`layer_epsilons`, :func:`eq_s5_residual`, :func:`temporal_summary`,
   :func:`weight_cosines`, :func:`tau_sweep`;
-* **memory and time** (notebook 02): :class:`ModelFactory`, :class:`RandomDirectInput`,
+* **memory and time** (notebook 02, in :mod:`.memory`, re-exported here): :class:`ModelFactory`, :class:`RandomDirectInput`,
   :func:`memory_time_sweep`, :func:`linear_fit`, :func:`memory_time_summary`,
   :func:`table_s2_memory_time`, :func:`op_count_table`, :func:`op_count_measured`;
 * the plots are in :mod:`.plots`.
@@ -25,10 +25,9 @@ at one step are ``[B, ...]``; :class:`snnlab.sltt.GradientComponents` holds ``[L
 from __future__ import annotations
 
 import json
-import math
 import numbers
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,19 +37,50 @@ from tqdm.auto import tqdm
 
 from ... import checks, data
 from ...core import models
-from ...core.encoding import encode
-from ...core.models import ARCHITECTURES, NORMS, build, spiking_neurons
+from ...core.encoding import AUGMENTATIONS, encode
+from ...core.models import ARCHITECTURES, NORMS, SHORTCUTS, spiking_neurons
 from ...core.surrogate import Rectangle
 from ...grad.sltt import bptt_sltt_cosine, epsilon_diagonal, step_function
 from ...paths import REPO_ROOT
 from ...record.params import validate
 from ...train import TETLoss, TrainConfig, evaluate, fit
 from ...train.runs import CachedRun
-from .analysis import compare_methods, count_backward_ops, gradient_components, op_count_formula
+from .analysis import gradient_components
+from .common import (
+    METHOD_COLORS,
+    METHOD_LABELS,
+    METHOD_STYLE,
+    MIB,
+    OFFICIAL_NORMALIZATION,
+    OPTIMIZERS,
+    RESETS,
+    STATE_COPIES,
+    SURROGATES,
+)
+from .memory import (
+    ModelFactory,
+    RandomDirectInput,
+    describe_memory_time,
+    linear_fit,
+    memory_time_summary,
+    memory_time_sweep,
+    op_count_measured,
+    op_count_table,
+    pick,
+    table_s2_memory_time,
+)
 
 
 __all__ = [
     "METHOD_LABELS",
+    "METHOD_COLORS",
+    "METHOD_STYLE",
+    "MIB",
+    "RESETS",
+    "STATE_COPIES",
+    "pick",
+    "OFFICIAL_NORMALIZATION",
+    "SURROGATES",
     "validate_extra",
     "load_benchmark",
     "load_split",
@@ -64,6 +94,7 @@ __all__ = [
     "train_variants",
     "summarize",
     "table_s2_accuracy",
+    "table_s3",
     "analysis_batch",
     "eq_s11",
     "epsilon_support",
@@ -79,25 +110,16 @@ __all__ = [
     "linear_fit",
     "memory_time_summary",
     "table_s2_memory_time",
+    "describe_memory_time",
     "op_count_table",
     "op_count_measured",
 ]
 
-#: ``"bptt"``: fused multi-step BPTT (BN over T*B; the stronger baseline); ``"bptt_paper"``: the
-#: paper's BPTT as the official ``train_BPTT.py`` runs it (per-step loop, per-step BN)
-METHOD_LABELS = {"bptt": "BPTT", "bptt_paper": "BPTT (paper loop)", "sltt": "SLTT", "sltt_k": "SLTT-K"}
-RESETS = ("soft", "hard")
-OPTIMIZERS = ("adam", "sgd")
-METHOD_COLORS = {"bptt": "#d55e00", "bptt_paper": "#cc79a7", "sltt": "#0072b2", "sltt_k": "#009e73"}
-METHOD_STYLE = {"bptt": dict(marker="o", ls="-"), "bptt_paper": dict(marker="^", ls=":"),
-                "sltt": dict(marker="o", ls="-"), "sltt_k": dict(marker="s", ls="--")}
-MIB = 2.0**20
-
-
 def validate_extra(params: Mapping[str, Any]) -> None:
     """Validate what the sltt notebooks need beyond single parameters: every parameter by name
     (:func:`snnlab.papers.validate`, as :func:`~snnlab.papers.resolve` already did), then a static
-    (non-temporal) ``dataset`` and ``K`` against ``Ts`` (K < max(Ts)). Raises ``ValueError``
+    (non-temporal) ``dataset``, ``extra_Ts`` (a subset of ``Ts``) and ``K`` against ``Ts`` (K < max(Ts)).
+    Raises ``ValueError``
     naming the parameter and its allowed values."""
 
     p = dict(params)
@@ -108,6 +130,10 @@ def validate_extra(params: Mapping[str, Any]) -> None:
             static = [n for n in data.available() if not data.info(n).is_temporal]
             raise ValueError(f"dataset={p['dataset']!r} is invalid here (temporal input has its own T); "
                              f"allowed values: {static}")
+    if "extra_Ts" in p and "Ts" in p:
+        extra = p["extra_Ts"]
+        if not isinstance(extra, (list, tuple)) or any(t not in p["Ts"] for t in extra):
+            raise ValueError(f"extra_Ts={extra!r} is invalid; allowed values: a list of entries of Ts={p['Ts']}")
     if "K" in p and "Ts" in p and isinstance(p["Ts"], (list, tuple)) and p["Ts"]:
         if checks.int_at_least("K", p["K"], 1) >= max(p["Ts"]):
             raise ValueError(f"K={p['K']!r} is invalid for Ts={p['Ts']}; allowed values: 1..{max(p['Ts']) - 1} "
@@ -115,11 +141,15 @@ def validate_extra(params: Mapping[str, Any]) -> None:
 
 
 def load_split(name: str, split: str = "train"):
-    """:func:`snnlab.data.load` with per-channel standardisation where the dataset offers it
-    (``normalize=True``: CIFAR, SVHN, Fashion-MNIST; the paper normalises to zero mean and unit
-    variance). The paper's augmentation (random crop, flip, cutout) is not applied."""
+    """:func:`snnlab.data.load` with per-channel standardisation where the dataset offers it (the
+    paper normalises to zero mean and unit variance): CIFAR-10/100 with the official code's
+    statistics (:data:`OFFICIAL_NORMALIZATION`), SVHN and Fashion-MNIST with the standard ones
+    (``normalize=True``). The training augmentation is applied per batch by :func:`train_variant`
+    (``Setup.augment``), not here."""
 
     opts = data.info(name).options
+    if name in OFFICIAL_NORMALIZATION:
+        return data.load(name, split, normalize=OFFICIAL_NORMALIZATION[name])
     return data.load(name, split, **({"normalize": True} if "normalize" in opts else {}))
 
 
@@ -177,8 +207,18 @@ class Setup:
     """Model and optimisation shared by the variants of one notebook (Table S4 in the paper profile).
 
     ``arch``/``width``/``hidden``/``dropout``: :func:`snnlab.models.build` (``hidden`` only for the
-    MLP, ``dropout`` only for VGG). ``tau``: LIF time constant (sltt preset: 1.1). ``lam``: the TET
-    loss weight of Eq. S13 (:class:`snnlab.train.TETLoss`). Cosine learning-rate schedule.
+    MLP, ``dropout`` only for VGG). ``tau``: LIF time constant (sltt preset: 1.1, the official
+    code's ``-tau`` default; the supplement does not print it). ``lam``: the TET loss weight of
+    Eq. S13 (:class:`snnlab.train.TETLoss`). Cosine learning-rate schedule.
+
+    The official code's training options (github.com/qymeng94/SLTT, ``train_SLTT.py``; the paper
+    profile sets all four): ``surrogate`` (:data:`SURROGATES`: ``"rectangle"`` = Eq. 5, the default
+    here; ``"triangle"`` = the official default), ``shortcut_from`` (``preact_resnet18`` only,
+    ignored by other networks: ``"input"`` or ``"spikes"``, the official
+    ``models/spiking_resnet.py`` wiring), ``augment`` (``"none"`` or ``"crop_flip_cutout"``:
+    :func:`snnlab.core.encoding.augment_batch`, the official CIFAR transforms) and ``amp``
+    (autocast + GradScaler on CUDA, a no-op on CPU). At their defaults they leave the cache key
+    as it was before they existed (:meth:`key`).
     """
 
     arch: str = "mlp"
@@ -193,6 +233,10 @@ class Setup:
     batch_size: int = 64
     lam: float = 0.05
     device: str = "cpu"
+    surrogate: str = "rectangle"
+    shortcut_from: str = "input"
+    augment: str = "none"
+    amp: bool = False
 
     def __post_init__(self) -> None:
 
@@ -215,6 +259,20 @@ class Setup:
         if isinstance(self.lam, bool) or not isinstance(self.lam, numbers.Real) or not 0 <= self.lam <= 1:
             raise ValueError(f"lam={self.lam!r} is invalid; allowed values: [0, 1]")
         checks.choice("device", self.device, ["cpu", "cuda", "auto"])
+        checks.choice("surrogate", self.surrogate, SURROGATES)
+        checks.choice("shortcut_from", self.shortcut_from, SHORTCUTS)
+        checks.choice("augment", self.augment, AUGMENTATIONS)
+        checks.boolean("amp", self.amp)
+
+    def key(self) -> dict[str, Any]:
+        """The setup as a cache key: ``asdict`` without the official-code options at their defaults
+        (so runs cached before the options existed keep their key)."""
+        d = asdict(self)
+        for k, default in (("surrogate", "rectangle"), ("shortcut_from", "input"), ("augment", "none"),
+                           ("amp", False)):
+            if d[k] == default:
+                d.pop(k)
+        return d
 
     def loss_fn(self):
         """The per-step training loss, Eq. S13: ``TETLoss(lam, v_th=1)``."""
@@ -235,28 +293,38 @@ def build_model(variant: Variant, setup: Setup, ds) -> nn.Module:
     ``torch.manual_seed(variant.seed)``: the exact starting point of :func:`train_variant`."""
 
     c, hw, nf = _ds_shape(ds)
-    kw: dict[str, Any] = {"tau": setup.tau}
+    kw: dict[str, Any] = {"tau": setup.tau, "surrogate": setup.surrogate}
     if variant.reset == "hard":
         kw["v_reset"] = 0.0
+    if setup.arch == "preact_resnet18":
+        kw["shortcut_from"] = setup.shortcut_from
     torch.manual_seed(variant.seed)
     return models.build(setup.arch, ds.num_classes, in_channels=c, input_size=hw, in_features=nf,
                         width=setup.width, neuron="sltt", norm=variant.norm, dropout=setup.dropout,
                         hidden=setup.hidden, **kw)
 
 
-def _train_config(variant: Variant, setup: Setup, checkpoint_dir: str | None, progress: bool):
+def _train_config(variant: Variant, setup: Setup, checkpoint_dir: str | None, progress: bool,
+                  dataset: str | None = None):
+    """The :class:`snnlab.train.TrainConfig` of a run; the augmentation's fills are written in the
+    units of :func:`load_split` (the official statistics for CIFAR-10/100)."""
 
+    aug_kw: dict[str, Any] = {}
+    if setup.augment != "none" and dataset in OFFICIAL_NORMALIZATION:
+        mean, std = OFFICIAL_NORMALIZATION[dataset]
+        aug_kw = {"mean": list(mean), "std": list(std)}
     return TrainConfig(epochs=setup.epochs, lr=setup.lr, optimizer=setup.optimizer,
                        weight_decay=setup.weight_decay, schedule="cosine", batch_size=setup.batch_size,
                        T=variant.T, loss="tet", loss_kw={"lam": setup.lam}, seed=variant.seed,
-                       device=setup.device, checkpoint_dir=checkpoint_dir, progress=progress)
+                       device=setup.device, checkpoint_dir=checkpoint_dir, progress=progress,
+                       augment=setup.augment, augment_kw=aug_kw, amp=setup.amp)
 
 
 def variant_cache_dir(variant: Variant, setup: Setup, ds):
     """Checkpoint directory of a run: a :class:`snnlab.train.runs.CachedRun` keyed by the setup, the
     variant, the training data's content and the code version."""
 
-    return CachedRun("sltt-variant", {"setup": asdict(setup), "variant": asdict(variant)}, [ds]).dir
+    return CachedRun("sltt-variant", {"setup": setup.key(), "variant": asdict(variant)}, [ds]).dir
 
 
 def train_variant(variant: Variant, setup: Setup, train_ds, test_ds, cache: bool = True,
@@ -272,7 +340,7 @@ def train_variant(variant: Variant, setup: Setup, train_ds, test_ds, cache: bool
         raise ValueError("train_variant needs a Variant and a Setup (snnlab.sltt_plots)")
     net = build_model(variant, setup, train_ds)
     ckpt = str(variant_cache_dir(variant, setup, train_ds)) if cache else None
-    cfg = _train_config(variant, setup, ckpt, progress)
+    cfg = _train_config(variant, setup, ckpt, progress, getattr(train_ds, "name", None))
     step = None if variant.method == "bptt" else step_function(variant.method, variant.K, seed=variant.seed)
     history = fit(net, train_ds, test_ds, cfg, step_fn=step)
     ev = evaluate(net, test_ds, variant.T, device=cfg.resolved_device(), seed=variant.seed)
@@ -356,6 +424,40 @@ def table_s2_accuracy(summary, paper: Mapping[str, Any] | None = None, Ts: Seque
             row.update({"paper BPTT": float("nan"), "paper SLTT": float("nan"), "paper SLTT - BPTT": float("nan")})
         rows.append(row)
     return pd.DataFrame(rows).set_index("T")
+
+
+def table_s3(summary, paper_s3: Mapping[str, Mapping[str, Any]], dataset: str, arch: str):
+    """The SLTT rows of Table S3 (``reference.table_s3_sltt``), one per key: the paper's ``dataset``,
+    ``network``, ``method``, ``T``, ``acc`` / ``std`` / ``best`` (%), then ours where this notebook
+    regenerates the row (``run``): mean, std and best over seeds of SLTT (soft reset, BN) at the
+    row's T from ``summary`` (:func:`summarize`), and ``status``, which says whether this run used the
+    paper's dataset and network (``dataset`` / ``arch`` against the row's) or is the quick analogue.
+    Rows no notebook runs carry ``status = "not run: <why>"`` and NaN for ours."""
+
+    rows = []
+    for key, r in paper_s3.items():
+        row = {"row": key, "dataset": r["dataset"], "network": r["network"], "method": r.get("method", "SLTT"),
+               "T": int(r["T"]), "paper mean": r["acc"], "paper std": r.get("std", float("nan")),
+               "paper best": r.get("best", float("nan")), "ours mean": float("nan"), "ours std": float("nan"),
+               "ours best": float("nan")}
+        if "run" not in r:
+            row["status"] = "not run: " + str(r.get("not_run", "no notebook runs this row"))
+            rows.append(row)
+            continue
+        m = summary[(summary.method == "sltt") & (summary["T"] == row["T"]) & (summary.reset == "soft")
+                    & (summary.norm == "bn")]
+        same = dataset == r["dataset"] and arch == r.get("arch")
+        if not len(m):
+            row["status"] = f"not run here: T={row['T']} is not among this run's T"
+        else:
+            accs = list(m.accs.iloc[0])
+            row.update({"ours mean": float(m.acc_mean.iloc[0]), "ours std": float(m.acc_std.iloc[0]),
+                        "ours best": max(accs)})
+            row["status"] = (f"{r['run']}: this row ({dataset}, {arch}, {len(accs)} seeds)" if same else
+                             f"{r['run']} quick analogue: {arch} on {dataset}, {len(accs)} seeds (not the paper's "
+                             "dataset or network; the paper profile runs the row)")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("row")
 
 
 # --- Lemma 1, epsilon and Eq. S11 -----------------------------------------------------------------
@@ -552,221 +654,3 @@ def tau_sweep(taus: Sequence[float], setup: Setup, ds, x_seq: torch.Tensor, y: t
             cos = bptt_sltt_cosine(net, x_seq, y, st.loss_fn())["__all__"]
             rows.append({"tau": float(tau), "lam": 1 - 1 / float(tau), "reset": reset, **summ, "cos_all": cos})
     return rows
-
-
-# --- memory and time ------------------------------------------------------------------------------
-
-
-class ModelFactory:
-    """Picklable zero-argument factory of a spiking net for :func:`snnlab.sltt.compare_methods`
-    (sltt LIF preset, multi-step)."""
-
-    def __init__(self, arch: str = "vgg11", num_classes: int = 10, in_channels: int = 3, input_size: int = 32,
-                 width: float = 0.25, norm: str = "bn"):
-
-        checks.choice("arch", arch, ARCHITECTURES)
-        checks.choice("norm", norm, NORMS)
-        checks.positive("width", width)
-        self.arch, self.num_classes, self.in_channels = arch, num_classes, in_channels
-        self.input_size, self.width, self.norm = input_size, width, norm
-
-    def __call__(self) -> nn.Module:
-
-        return build(self.arch, self.num_classes, in_channels=self.in_channels, input_size=self.input_size,
-                     width=self.width, neuron="sltt", norm=self.norm)
-
-    def __repr__(self) -> str:
-        return (f"ModelFactory({self.arch!r}, width={self.width}, input={self.in_channels}x{self.input_size}"
-                f"x{self.input_size}, norm={self.norm!r})")
-
-
-class RandomDirectInput:
-    """``T -> (x_seq [T, B, C, H, W], y [B])``: one seeded N(0, 1) image batch, direct-encoded as an
-    ``expand``-ed view (the input costs no T-dependent memory)."""
-
-    def __init__(self, batch: int = 8, in_channels: int = 3, input_size: int = 32, num_classes: int = 10,
-                 seed: int = 0):
-        self.batch = checks.int_at_least("batch", batch, 1)
-        self.in_channels, self.input_size, self.num_classes, self.seed = in_channels, input_size, num_classes, seed
-
-    def __call__(self, T: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = torch.Generator().manual_seed(self.seed)
-        x = torch.randn(self.batch, self.in_channels, self.input_size, self.input_size, generator=g)
-        y = torch.randint(0, self.num_classes, (self.batch,), generator=g)
-        return x.unsqueeze(0).expand(T, *x.shape), y
-
-
-def memory_time_sweep(factory: Callable[[], nn.Module], inputs: Callable[[int], tuple], Ts: Sequence[int],
-                      K: int = 2, repeats: int = 5, warmup: int = 1, loss_fn=None, seed: int = 0,
-                      device: str = "cpu", progress: bool = True,
-                      baselines: Sequence[str] = ("bptt", "bptt_paper")) -> list[dict[str, Any]]:
-    """:func:`snnlab.sltt.compare_methods` (the ``baselines``: fused BPTT and the paper's per-step
-    BPTT by default; SLTT, SLTT-K; interleaved timing) for every T, concatenated: one row per
-    (method, T). SLTT-K is skipped where K > T."""
-    for b in baselines:
-        checks.choice("baselines entry", b, ["bptt", "bptt_paper"])
-
-
-    Ts = [checks.int_at_least("Ts entry", T, 1) for T in Ts]
-    K = checks.int_at_least("K", K, 1)
-    rows: list[dict[str, Any]] = []
-    for T in tqdm(Ts, desc="T", disable=not progress):
-        methods = [(b, None) for b in baselines] + [("sltt", None)] + ([("sltt_k", K)] if K <= T else [])
-        rows += compare_methods(factory, inputs, T, methods, repeats=repeats, warmup=warmup, loss_fn=loss_fn,
-                                seed=seed, device=device)
-    return rows
-
-
-def linear_fit(xs: Sequence[float], ys: Sequence[float]) -> dict[str, float]:
-    """Least-squares line ``y = slope * x + intercept`` and its coefficient of determination ``r2``
-    (NaN when ``ys`` is constant). Needs at least two distinct ``xs``."""
-    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
-    if x.shape != y.shape or x.ndim != 1 or len(np.unique(x)) < 2:
-        raise ValueError(f"xs={list(xs)!r}, ys={list(ys)!r} are invalid; allowed values: equal-length 1-D "
-                         "sequences with at least two distinct xs")
-    xm, ym = x.mean(), y.mean()
-    slope = float(((x - xm) * (y - ym)).sum() / ((x - xm) ** 2).sum())
-    intercept = float(ym - slope * xm)
-    ss_tot = float(((y - ym) ** 2).sum())
-    ss_res = float(((y - slope * x - intercept) ** 2).sum())
-    return {"slope": slope, "intercept": intercept, "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")}
-
-
-def pick(rows: Sequence[Mapping[str, Any]], method: str, T: int) -> Mapping[str, Any] | None:
-    return next((r for r in rows if r["method"] == method and r["T"] == T), None)
-
-
-def memory_time_summary(rows: Sequence[Mapping[str, Any]], T_ref: int = 6) -> dict[str, Any]:
-    """Scalars behind the memory and time claims, from :func:`memory_time_sweep` rows (or the
-    committed benchmark's ``rows``):
-
-    * ``Ts``; ``saved_mib[method]``: saved-for-backward peak per T (MiB);
-    * ``sltt_variation`` / ``sltt_k_variation``: (max - min) / min of that peak across T;
-    * ``bptt_fit``: :func:`linear_fit` of BPTT's peak (MiB) against T;
-    * ``memory_ratio``: BPTT / SLTT peak per T;
-    * ``time_ms[method]`` per T; ``time_ratio_sltt`` (SLTT / BPTT) and ``time_ratio_sltt_k`` per T;
-    * ``T_ref`` (the T closest to ``T_ref`` present) and the two time ratios there;
-    * with ``"bptt_paper"`` rows (the paper's BPTT), the same against it: ``memory_ratio_paper``,
-      ``time_ratio_sltt_paper``, ``time_ratio_sltt_k_paper``, ``time_ratio_sltt_paper_at_ref``,
-      ``speedup_sltt_k_paper_at_ref`` (NaN / empty without those rows).
-    """
-    Ts = sorted({int(r["T"]) for r in rows})
-    if len(Ts) < 2:
-        raise ValueError(f"rows cover T={Ts}; at least two values of T are needed")
-    methods = [m for m in METHOD_LABELS if any(r["method"] == m for r in rows)]
-    saved = {m: [(pick(rows, m, T) or {}).get("saved_peak_bytes", float("nan")) / MIB for T in Ts] for m in methods}
-    time_ms = {m: [(pick(rows, m, T) or {}).get("time_median_s", float("nan")) * 1e3 for T in Ts] for m in methods}
-
-    def variation(v: list[float]) -> float:
-        v = [x for x in v if not math.isnan(x)]
-        return (max(v) - min(v)) / min(v) if v else float("nan")
-
-    def ratio(a: list[float], b: list[float]) -> list[float]:
-        return [x / y if y else float("nan") for x, y in zip(a, b)]
-
-    t_ref = min(Ts, key=lambda t: abs(t - T_ref))
-    i = Ts.index(t_ref)
-    out = {
-        "Ts": Ts,
-        "saved_mib": saved,
-        "time_ms": time_ms,
-        "sltt_variation": variation(saved.get("sltt", [])),
-        "sltt_k_variation": variation(saved.get("sltt_k", [])),
-        "bptt_fit": linear_fit(Ts, saved["bptt"]),
-        "memory_ratio": ratio(saved["bptt"], saved["sltt"]),
-        "time_ratio_sltt": ratio(time_ms["sltt"], time_ms["bptt"]),
-        "time_ratio_sltt_k": ratio(time_ms["sltt_k"], time_ms["bptt"]) if "sltt_k" in time_ms else [],
-        "T_ref": t_ref,
-    }
-    out["time_ratio_sltt_at_ref"] = out["time_ratio_sltt"][i]
-    out["speedup_sltt_k_at_ref"] = 1.0 / out["time_ratio_sltt_k"][i] if out["time_ratio_sltt_k"] else float("nan")
-    paper_b = "bptt_paper" in time_ms
-    out["memory_ratio_paper"] = ratio(saved["bptt_paper"], saved["sltt"]) if paper_b else []
-    out["time_ratio_sltt_paper"] = ratio(time_ms["sltt"], time_ms["bptt_paper"]) if paper_b else []
-    out["time_ratio_sltt_k_paper"] = ratio(time_ms["sltt_k"], time_ms["bptt_paper"]) \
-        if paper_b and "sltt_k" in time_ms else []
-    out["time_ratio_sltt_paper_at_ref"] = out["time_ratio_sltt_paper"][i] if paper_b else float("nan")
-    out["speedup_sltt_k_paper_at_ref"] = 1.0 / out["time_ratio_sltt_k_paper"][i] \
-        if out["time_ratio_sltt_k_paper"] else float("nan")
-    return out
-
-
-def table_s2_memory_time(rows: Sequence[Mapping[str, Any]], paper: Mapping[str, Any] | None = None):
-    """Table S2 analogue for memory and time, one row per T of ``rows`` (or of the paper).
-
-    Ours: saved-for-backward peak (MiB) per method, BPTT/SLTT memory ratio, time per iteration
-    (ms) per method, SLTT/BPTT time ratio, peak RSS delta (MiB) and CUDA peak (MiB, NaN on CPU).
-    Paper (``table_s2_cifar10``: ``{"T", "bptt": {"memory_gb", "time_h"}, "sltt": {...}}``): memory
-    (GB), training time (h) and the same two ratios.
-    """
-
-    Ts = sorted({int(r["T"]) for r in rows} | set(paper["T"] if paper else []))
-    p_T = list(paper["T"]) if paper else []
-    out = []
-    for T in Ts:
-        row: dict[str, Any] = {"T": T}
-        got = {m: pick(rows, m, T) for m in METHOD_LABELS}
-        for m, r in got.items():
-            row[f"ours {METHOD_LABELS[m]} saved MiB"] = r["saved_peak_bytes"] / MIB if r else float("nan")
-        b, s = got["bptt"], got["sltt"]
-        row["ours mem BPTT/SLTT"] = b["saved_peak_bytes"] / s["saved_peak_bytes"] if b and s else float("nan")
-        for m, r in got.items():
-            row[f"ours {METHOD_LABELS[m]} ms"] = r["time_median_s"] * 1e3 if r else float("nan")
-        row["ours time SLTT/BPTT"] = s["time_median_s"] / b["time_median_s"] if b and s else float("nan")
-        bp = got["bptt_paper"]
-        row["ours time SLTT/BPTT (paper)"] = s["time_median_s"] / bp["time_median_s"] if bp and s else float("nan")
-        for m, r in got.items():
-            row[f"ours {METHOD_LABELS[m]} RSS MiB"] = r["rss_peak_delta_bytes"] / MIB if r else float("nan")
-            cuda = r.get("cuda_peak_bytes") if r else None
-            row[f"ours {METHOD_LABELS[m]} CUDA MiB"] = cuda / MIB if cuda is not None else float("nan")
-        if T in p_T:
-            i = p_T.index(T)
-            pb, ps = paper["bptt"], paper["sltt"]
-            row.update({"paper BPTT GB": pb["memory_gb"][i], "paper SLTT GB": ps["memory_gb"][i],
-                        "paper mem BPTT/SLTT": pb["memory_gb"][i] / ps["memory_gb"][i],
-                        "paper BPTT h": pb["time_h"][i], "paper SLTT h": ps["time_h"][i],
-                        "paper time SLTT/BPTT": ps["time_h"][i] / pb["time_h"][i]})
-        out.append(row)
-    return pd.DataFrame(out).set_index("T")
-
-
-def op_count_table(d: int, T: int, K: int, batch: int = 1):
-    """Appendix C.2 operation counts (:func:`snnlab.sltt.op_count_formula`) of one intermediate
-    layer with d neurons over one iteration, for BPTT, SLTT and SLTT-K: backward steps, the
-    :math:`d^2` (matmul) and diagonal (elementwise) multiplications, total, per intermediate step,
-    and the total relative to BPTT. Deterministic."""
-
-
-    rows = []
-    base = op_count_formula(d, "bptt", T, batch=batch)
-    for method, k in (("bptt", None), ("sltt", None), ("sltt_k", K)):
-        f = op_count_formula(d, method, T, k, batch=batch)
-        rows.append({"method": METHOD_LABELS[method] + (f" (K={k})" if k else ""), "backward steps": f["backward_steps"],
-                     "matmul (d^2 terms)": f["matmul"], "elementwise (diagonal)": f["elementwise"],
-                     "total": f["total"], "per intermediate step": f["per_intermediate_step"],
-                     "saved per step vs BPTT": base["per_intermediate_step"] - f["per_intermediate_step"],
-                     "total / BPTT": round(f["total"] / base["total"], 4)})
-    return pd.DataFrame(rows).set_index("method")
-
-
-def op_count_measured(d: int, T: int, K: int, layers: int = 3, batch: int = 1, seed: int = 0):
-    """Measured backward multiplications of one intermediate layer against the formula
-    (:func:`snnlab.sltt.count_backward_ops`): ``torch.utils.flop_counter`` around the real training
-    step (matmul terms only) and the instrumented Algorithms S1/S2 (matmul and elementwise), each
-    the set of values over the intermediate layers (one value when they agree)."""
-
-
-    rows = []
-    for method, k in (("bptt", None), ("sltt", None), ("sltt_k", K)):
-        r = count_backward_ops(d, T, method, k, layers=layers, batch=batch, seed=seed)
-        f, fc, ins = r["formula"], r["flop_counter"], r["instrumented"]
-        fc_mm = sorted({fc["backward_matmul_mults"][i] for i in fc["intermediate"]})
-        in_mm = sorted({ins["matmul"][i] for i in ins["intermediate"]})
-        in_el = sorted({ins["elementwise"][i] for i in ins["intermediate"]})
-        rows.append({"method": METHOD_LABELS[method] + (f" (K={k})" if k else ""),
-                     "formula matmul": f["matmul"], "flop counter matmul": fc_mm[0] if len(fc_mm) == 1 else fc_mm,
-                     "instrumented matmul": in_mm[0] if len(in_mm) == 1 else in_mm,
-                     "formula elementwise": f["elementwise"],
-                     "instrumented elementwise": in_el[0] if len(in_el) == 1 else in_el,
-                     "match": fc_mm == [f["matmul"]] and in_mm == [f["matmul"]] and in_el == [f["elementwise"]]})
-    return pd.DataFrame(rows).set_index("method")
