@@ -18,6 +18,7 @@ import torch
 from matplotlib.figure import Figure
 
 from snnlab.core import neurons
+from snnlab.studies.srigl import crn
 from snnlab.studies.srigl import theory as st
 from snnlab.studies.srigl import variance as sp
 
@@ -113,7 +114,7 @@ def test_simulate_points_columns_and_reproducibility():
     assert s1["z"].abs().max() < 4 and s1["z_mean"].abs().max() < 4
     assert (s1[s1["k"] == 1]["z_printed"].abs() > 3).all()  # 300 draws: about 4 standard errors
     assert (s1["covered"] == ((s1["var_lo"] <= s1["theory"]) & (s1["theory"] <= s1["var_hi"]))).all()
-    ref = st.simulate_paired(8, 4, 300, seed=sp.point_seed(5, "paired|sphere|conditional", 8, 4, 0.5),
+    ref = crn.simulate_paired(8, 4, 300, seed=sp.point_seed(5, "paired|sphere|conditional", 8, 4, 0.5),
                              method="conditional")
     assert s2.set_index("kind").loc["fan_in", "var"] == ref.per_kind["fan_in"].var
     # paired columns: Bernoulli over fan-in, the ratio to Bernoulli is 1 for Bernoulli itself

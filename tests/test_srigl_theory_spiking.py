@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from snnlab.studies.srigl import claims, variance
+from snnlab.studies.srigl import crn
 from snnlab.studies.srigl import theory as st
 
 
@@ -141,7 +142,7 @@ def test_spiking_closed_form_against_explicit_numpy_simulation(kind):
 @pytest.mark.parametrize("inputs", st.INPUTS)
 def test_paired_simulation_matches_closed_forms(method, inputs):
     n, k, r = 16, 2, 0.5
-    res = st.simulate_paired(n, k, 3000, seed=3, rate=r, inputs=inputs, method=method, confidence=0.9999)
+    res = crn.simulate_paired(n, k, 3000, seed=3, rate=r, inputs=inputs, method=method, confidence=0.9999)
     fn = st.output_norm_variance if inputs == "sphere" else st.spiking_output_norm_variance
     for kind in st.KINDS:
         one = res.per_kind[kind]
@@ -152,7 +153,7 @@ def test_paired_simulation_matches_closed_forms(method, inputs):
 def test_coupled_masks_are_exact_and_nested():
     gen = torch.Generator().manual_seed(0)
     noise = torch.rand(4000, 6, 6, generator=gen, dtype=torch.float64)
-    m = st.coupled_masks(noise, 2)
+    m = crn.coupled_masks(noise, 2)
     assert torch.all(m["fan_in"].sum(-1) == 2) and torch.all(m["per_layer"].sum((-1, -2)) == 12)
     # Bernoulli and fan-in rows are nested prefixes of the same noise order
     b, f = m["bernoulli"], m["fan_in"]
@@ -170,7 +171,7 @@ def test_variance_difference_se_matches_the_spread_over_repeats():
     # the paired SE must describe the scatter of the difference over independent repeats
     diffs, ses = [], []
     for seed in range(30):
-        res = st.simulate_paired(16, 2, 400, seed=seed, inputs="spikes", method="conditional")
+        res = crn.simulate_paired(16, 2, 400, seed=seed, inputs="spikes", method="conditional")
         d, se = res.diff[("bernoulli", "fan_in")]
         diffs.append(d)
         ses.append(se)
@@ -180,7 +181,7 @@ def test_variance_difference_se_matches_the_spread_over_repeats():
 
 
 def test_common_random_numbers_shrink_the_standard_error():
-    res = st.simulate_paired(32, 2, 1500, seed=1, inputs="sphere", method="direct")
+    res = crn.simulate_paired(32, 2, 1500, seed=1, inputs="sphere", method="direct")
     _, se_paired = res.diff[("bernoulli", "fan_in")]
     a, b = res.per_kind["bernoulli"], res.per_kind["fan_in"]
     assert se_paired < 0.8 * np.hypot(a.var_se, b.var_se)
@@ -189,23 +190,23 @@ def test_common_random_numbers_shrink_the_standard_error():
 def test_relative_gap_against_hand_values():
     a = torch.tensor([0.0, 2.0, 4.0, 6.0], dtype=torch.float64)  # var 20/3
     b = torch.tensor([1.0, 2.0, 3.0, 4.0], dtype=torch.float64)  # var 5/3
-    g, se = st.relative_gap(a, b)
+    g, se = crn.relative_gap(a, b)
     assert g == pytest.approx(1 - (5 / 3) / (20 / 3))
-    d, _ = st.variance_difference(a, b)
+    d, _ = crn.variance_difference(a, b)
     assert d == pytest.approx(5.0)
     with pytest.raises(ValueError, match="same length"):
-        st.variance_difference(a, b[:3])
+        crn.variance_difference(a, b[:3])
 
 
 def test_paired_simulation_validation():
     with pytest.raises(ValueError, match="inputs="):
-        st.simulate_paired(8, 2, 10, inputs="currents")
+        crn.simulate_paired(8, 2, 10, inputs="currents")
     with pytest.raises(ValueError, match="method="):
-        st.simulate_paired(8, 2, 10, method="x")
+        crn.simulate_paired(8, 2, 10, method="x")
     with pytest.raises(ValueError, match="k=9"):
-        st.simulate_paired(8, 9, 10)
+        crn.simulate_paired(8, 9, 10)
     with pytest.raises(ValueError, match="kinds"):
-        st.simulate_paired(8, 2, 10, kinds=())
+        crn.simulate_paired(8, 2, 10, kinds=())
 
 
 def test_point_seed_changes_the_numbers():
@@ -236,3 +237,20 @@ def test_ordering_claims_fail_on_a_resolved_or_contradicting_point():
     assert g.passed and g.kind == "reproduction"
     flat = ok.assign(gap_fan_in=[0.3, 0.3, 0.3])
     assert not claims.gap_grows_as_k_shrinks(curves, flat).passed
+
+
+def test_spiking_agreement_claim_flips():
+    rows = [{"n": 8, "k": k, "rate": 0.5, "kind": kind, "method": m, "z": 0.5, "covered": True}
+            for m in ("conditional", "direct") for k in range(1, 8) for kind in st.KINDS]
+    ok = pd.DataFrame(rows)
+    c = claims.spiking_theory_matches_simulation(ok)
+    assert c.passed and c.kind == "finding"
+    bad = ok.copy()
+    bad.loc[(bad["method"] == "direct") & (bad["k"] == 3), "z"] = 4.5
+    assert not claims.spiking_theory_matches_simulation(bad).passed
+    low = ok.copy()
+    low.loc[(low["method"] == "conditional") & (low["k"] < 4), "covered"] = False  # 9 of 21 rows uncovered
+    assert not claims.spiking_theory_matches_simulation(low).passed
+    few = pd.DataFrame([r for r in rows if r["k"] < 3 and r["method"] == "direct"])  # 6 rows: coverage not judged
+    few.loc[0:2, "covered"] = False
+    assert claims.spiking_theory_matches_simulation(few).passed

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 from ...record import params
 from ...record.results import Claim
 from . import bench as cb
+from . import ordering as od
 from . import theory as st
 from . import variance as sp
 
@@ -99,7 +100,7 @@ def fan_in_lowest(curves, sims) -> Claim:
     spec = _spec("fan_in_lowest")
     lo, power = float(spec["min_z"]), float(spec["power_z"])
     order = sp.ordering_summary(curves)
-    sim = sp.simulated_ordering(sims, power)
+    sim = od.simulated_ordering(sims, power)
     v = _ordering_verdict(sim, "lowest", lo)
     return _claim("fan_in_lowest", "reproduction",
                   "constant fan-in always produces slightly smaller output-norm variance than the other types",
@@ -119,7 +120,7 @@ def gap_grows_as_k_shrinks(curves, sims) -> Claim:
     spec = _spec("gap_grows_as_k_shrinks")
     lo, power = float(spec["min_z"]), float(spec["power_z"])
     order = sp.ordering_summary(curves)
-    sim = sp.simulated_ordering(sims, power)
+    sim = od.simulated_ordering(sims, power)
     v = _ordering_verdict(sim, "gap_shrinks", lo)
     return _claim("gap_grows_as_k_shrinks", "reproduction",
                   "the difference is larger when k << n, i.e. for very sparse layers",
@@ -236,17 +237,21 @@ def spiking_theory_matches_simulation(spike_sims) -> Claim:
     """``finding`` (beyond the paper): the spiking closed forms (binary inputs, no u) against the
     simulation, every rate and method in ``spike_sims`` (columns ``z``, ``covered``)."""
     spec = _spec("spiking_theory_matches_simulation")
-    spike_sims = sp.distinct_points(spike_sims)
+    spike_sims = od.distinct_points(spike_sims)
+    few = int(spec["min_points_for_coverage"])
     per = {m: sp.agreement(spike_sims[spike_sims["method"] == m]) for m in spike_sims["method"].unique()}
     rates = sorted(float(r) for r in spike_sims["rate"].unique())
     return _claim("spiking_theory_matches_simulation", "finding",
                   f"(beyond the paper) with binary spike inputs x ~ Ber(r) and no u, the derived closed forms agree with "
-                  f"simulation for r in {rates}", ours=per, passed=all(_fits(a, spec) for a in per.values()),
-                  test=f"per simulation method: 95% CIs cover the theory at >= {spec['min_ci95_coverage']:.0%} of points "
-                       f"and every |z| < {spec['max_abs_z']:g} (at k = n, where all masks are the dense mask, one row "
-                       "per point)",
-                  note="the three masks share their draws, so their misses come together: coverage moves in steps "
-                       "of about one point per three rows")
+                  f"simulation for r in {rates}", ours=per,
+                  passed=all(_fits(a, spec) if a["points"] >= few else a["max_abs_z"] < spec["max_abs_z"]
+                             for a in per.values()),
+                  test=f"per simulation method: every |z| < {spec['max_abs_z']:g}, and, where the method has >= {few} "
+                       f"distinct points, 95% CIs cover the theory at >= {spec['min_ci95_coverage']:.0%} of them (at "
+                       "k = n, where all masks are the dense mask, one row per point)",
+                  note="the three masks share their draws, so their misses come together (coverage moves in steps of "
+                       f"about three rows): with fewer than {few} points (the W-drawn check) the coverage fraction is "
+                       "reported, not judged")
 
 
 def spiking_fan_in_lowest(curves, spike_sims) -> Claim:
@@ -256,7 +261,7 @@ def spiking_fan_in_lowest(curves, spike_sims) -> Claim:
     below which per-layer would be lower."""
     spec = _spec("spiking_fan_in_lowest")
     lo, power = float(spec["min_z"]), float(spec["power_z"])
-    sim = sp.simulated_ordering(spike_sims, power)
+    sim = od.simulated_ordering(spike_sims, power)
     n = int(spike_sims["n"].max())
     per_rate = {f"r={float(r):g}": sp.ordering_summary(c)["worst_ratio"] for r, c in curves.groupby("rate")}
     v = _ordering_verdict(sim, "lowest", lo)

@@ -15,7 +15,7 @@ z = (k r)^{-1/2} (W ∘ I)(ξ ∘ u), E‖z‖² = 1.
   z-scores ``z = (var_sim - theory) / se`` against each formula, all mask kinds from the same
   draws (common random numbers), with the paired differences to constant fan-in and their SEs;
   ``inputs="sphere"`` is the paper's gated continuous layer (ξ ∘ u), ``inputs="spikes"`` binary
-  spike inputs with no u; :func:`simulated_ordering` reads the ordering off the simulation;
+  spike inputs with no u; :func:`snnlab.studies.srigl.ordering.simulated_ordering` reads the ordering off it;
 * :func:`record_lif_gates` -> spikes ``[S, n]`` of a layer of LIF neurons (spikingjelly's LIFNode
   through :func:`snnlab.neurons.lif`) driven by Gaussian currents with a shared (correlating)
   component, used as the gates ξ of a gated continuous layer (u stays continuous;
@@ -27,7 +27,7 @@ z = (k r)^{-1/2} (W ∘ I)(ξ ∘ u), E‖z‖² = 1.
 
 Plots, each returning a ``matplotlib`` Figure: :func:`variance_vs_sparsity` (Fig. 1b analogue),
 :func:`mean_check`, :func:`erratum_figure`, :func:`c_nk_figure`, :func:`rate_figure` and
-:func:`lif_gates_figure` (gated continuous layer), :func:`spiking_figure` (spiking inputs),
+:func:`lif_gates_figure` (gated continuous layer), ``ordering.spiking_figure`` (spiking inputs),
 :func:`variance_explorer` (the widget's function); for the benchmark
 :func:`benchmark_grid` (Figs. 18-20 analogue), :func:`benchmark_panel` (the widget's function),
 :func:`speedup_figure`, :func:`device_figure` (Fig. 21 analogue).
@@ -51,6 +51,7 @@ from ... import checks
 from ...core import neurons
 from ...core.neurons import PRESETS
 from ...record.plotting import figure
+from . import crn
 from . import theory as st
 from .bench import frame, speedups
 
@@ -67,12 +68,9 @@ __all__ = [
     "check_lif",
     "gate_summary",
     "theory_table",
-    "distinct_points",
     "agreement",
     "erratum_summary",
     "ordering_summary",
-    "simulated_ordering",
-    "spiking_figure",
     "variance_vs_sparsity",
     "mean_check",
     "erratum_figure",
@@ -213,7 +211,7 @@ def simulate_points(
     confidence: float = 0.95,
     inputs: str = "sphere",
 ):
-    """Monte Carlo (:func:`snnlab.studies.srigl.theory.simulate_paired`) at every (n, k) of
+    """Monte Carlo (:func:`snnlab.studies.srigl.crn.simulate_paired`) at every (n, k) of
     ``points``, all ``kinds`` from the same draws (common random numbers: one mask noise, one
     input vector, one W or g); each point has its own seed (:func:`point_seed`).
 
@@ -248,7 +246,7 @@ def simulate_points(
     nan = float("nan")
     rows = []
     for n, k in points:
-        res = st.simulate_paired(n, k, samples, seed=point_seed(seed, f"paired|{inputs}|{method}", n, k, rate_key),
+        res = crn.simulate_paired(n, k, samples, seed=point_seed(seed, f"paired|{inputs}|{method}", n, k, rate_key),
                                  rate=r if gates is None else 0.5, inputs=inputs, gates=gates, kinds=kinds,
                                  method=method, confidence=confidence)
         th = {kind: fn(kind, n, k, r, rho) for kind in kinds}
@@ -362,14 +360,6 @@ def theory_table(ns: Sequence[int], fan_ins: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
-def distinct_points(sims):
-    """``sims`` without the duplicate rows at k = n: there every mask kind is the dense mask, and
-    with common random numbers the kinds' estimates are the same numbers (kept: the first kind)."""
-    dense = sims["k"] >= sims["n"]
-    first = sims[dense].drop_duplicates(subset=[c for c in ("n", "k", "rate", "method", "condition") if c in sims])
-    return pd.concat([sims[~dense], first]).sort_index()
-
-
 def agreement(sims, z: str = "z", covered: str | None = "covered") -> dict:
     """How well a theory column agrees with the simulation: number of points, fraction of 95% CIs
     covering it (when ``covered`` is a column), max and median |z| of column ``z``."""
@@ -416,48 +406,6 @@ def ordering_summary(curves) -> dict:
         "advantage_k1": {int(n): round(float(g.iloc[0]), 4) for n, g in adv.groupby(level="n")},
         "advantage_half": {int(n): round(float(adv.loc[(n, max(1, int(n) // 2))]), 4) for n in adv.index.levels[0]},
     }
-
-
-def simulated_ordering(sims, power_z: float = 4.0) -> dict:
-    """The mask ordering as the paired simulation of :func:`simulate_points` shows it, at every
-    point with k < n (where the masks differ). Two families of comparisons, each a z-score:
-
-    * lowest: (Var_other - Var_fan-in)/se_paired, per point and other kind (> 0: fan-in lowest);
-    * gap: for each n and consecutive simulated k_a < k_b < n, (gap(k_a) - gap(k_b))/√(se_a² + se_b²),
-      gap = 1 - Var_fan-in/Var_Bernoulli (> 0: the gap grows as k shrinks; points are independent).
-
-    A comparison is *resolved* when the closed forms predict z >= ``power_z`` at its standard
-    error (the simulation has the power to show it); ``min_z_*`` is the smallest z over the
-    resolved comparisons, ``min_z_*_all`` over all of them (a contradiction shows as a negative z
-    anywhere), ``unresolved_*`` lists the others with their predicted z; ``z_*`` all z-scores,
-    ``gap`` per point [simulation, se, theory].
-    """
-    s = sims[(sims["k"] < sims["n"]) & sims["diff_fan_in"].notna()]
-    low = {f"n={r.n} k={r.k} r={r.rate:g} {r.kind}": (float(r.diff_fan_in / r.diff_fan_in_se),
-                                                     float(r.diff_fan_in_theory / r.diff_fan_in_se))
-           for r in s.itertuples()}
-    b = s[s["kind"] == "bernoulli"].sort_values(["rate", "n", "k"])
-    gaps, pairs = {}, {}
-    for (rate, n), g in b.groupby(["rate", "n"]):
-        rows = list(g.itertuples())
-        for r in rows:
-            gaps[f"n={n} k={r.k} r={rate:g}"] = [round(float(r.gap_fan_in), 4), round(float(r.gap_fan_in_se), 4),
-                                                 round(float(r.gap_fan_in_theory), 4)]
-        for lo, hi in zip(rows, rows[1:]):
-            se = math.hypot(lo.gap_fan_in_se, hi.gap_fan_in_se)
-            pairs[f"n={n} r={rate:g}: k={lo.k} vs k={hi.k}"] = (
-                float((lo.gap_fan_in - hi.gap_fan_in) / se), float((lo.gap_fan_in_theory - hi.gap_fan_in_theory) / se))
-    out = {}
-    for name, d in (("lowest", low), ("gap_shrinks", pairs)):
-        res = [z for z, zt in d.values() if zt >= power_z]
-        out[f"min_z_{name}"] = round(min(res), 2) if res else None
-        out[f"min_z_{name}_all"] = round(min(z for z, _ in d.values()), 2) if d else None
-        out[f"resolved_{name}"] = f"{len(res)} of {len(d)}"
-        out[f"unresolved_{name}"] = {key: round(zt, 1) for key, (z, zt) in d.items() if zt < power_z}
-        out[f"z_{name}"] = {key: round(z, 1) for key, (z, _) in d.items()}
-    out["power_z"] = power_z
-    out["gap"] = gaps
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -697,46 +645,6 @@ def lif_gates_figure(gate_sets: Mapping[str, torch.Tensor], sims, kinds: Sequenc
         _sparsity_axis(axv, 1 - 1 / n)
     h, lab = axes[0, 1].get_legend_handles_labels()
     fig.legend(h, lab, loc="outside lower center", ncol=3, fontsize="x-small")
-    return fig
-
-
-def spiking_figure(curves, sims, kinds: Sequence[str] = st.KINDS):
-    """Spiking inputs (x ∈ {0,1}^n at rate r, no u): one column per rate. Top: Var Q against sparsity,
-    closed forms (lines, :func:`theory_curves` with ``inputs="spikes"``) and the simulation
-    (points, 95% CI). Bottom: the relative gap 1 - Var_fan-in / Var_other for the two other masks,
-    closed form (lines) and paired simulation (points, ± 1.96 paired se); below 0 fan-in is not
-    the lowest. ``curves`` / ``sims`` hold several rates (concatenated)."""
-    rates = sorted(curves["rate"].unique())
-    n = int(curves["n"].max())
-    fig, axes = figure(2, len(rates), w=3.6, h=2.9, sharex="col", gridspec_kw={"height_ratios": [1.3, 1]})
-    for j, r in enumerate(rates):
-        ax, axg = axes[0, j], axes[1, j]
-        c = curves[np.isclose(curves["rate"], r) & (curves["n"] == n)]
-        s = sims[np.isclose(sims["rate"], r) & (sims["n"] == n)]
-        piv = c.pivot_table(index="k", columns="kind", values="theory")
-        for kind in kinds:
-            ck = c[c["kind"] == kind].sort_values("sparsity")
-            ax.plot(ck["sparsity"], ck["theory"], color=KIND_COLORS[kind], lw=1.4, label=f"{KIND_LABELS[kind]} (theory)")
-            sk = s[s["kind"] == kind]
-            _errorbar(ax, sk, color=KIND_COLORS[kind], marker=KIND_MARKERS[kind],
-                      label=f"{KIND_LABELS[kind]} (simulation, 95% CI)")
-            if kind == "fan_in" or "fan_in" not in piv:
-                continue
-            ks = piv.index.to_numpy()
-            axg.plot(1 - ks / n, 1 - piv["fan_in"].to_numpy() / piv[kind].to_numpy(), color=KIND_COLORS[kind], lw=1.4)
-            sk = sk[sk["k"] < n]
-            g, se = sk["gap_fan_in"].to_numpy(), sk["gap_fan_in_se"].to_numpy()
-            axg.errorbar(sk["sparsity"], g, yerr=1.96 * se, ls="none", capsize=2.5, ms=4.5, color=KIND_COLORS[kind],
-                         marker=KIND_MARKERS[kind])
-        axg.axhline(0, color="k", lw=0.8)
-        _log_y(ax)
-        _sparsity_axis(axg, 1 - 1 / n)
-        ax.set(title=f"spiking inputs, n = {n}, r = {r:g}")
-        axg.set(xlabel="sparsity 1 - k/n")
-    axes[0, 0].set_ylabel(r"Var $Q$, $Q = \|z\|^2/n$")
-    axes[1, 0].set_ylabel(r"$1 - \mathrm{Var}_{fan\text{-}in}/\mathrm{Var}_{other}$")
-    h, lab = axes[0, 0].get_legend_handles_labels()
-    fig.legend(h, lab, loc="outside lower center", ncol=3, fontsize="small")
     return fig
 
 
