@@ -18,7 +18,7 @@ import torch
 from matplotlib.figure import Figure
 
 from snnlab.core import neurons
-from snnlab.studies.srigl import dst_plots
+from snnlab.studies.srigl import crn, dst_plots
 from snnlab.studies.srigl import theory as st
 from snnlab.studies.srigl import variance as sp
 
@@ -114,9 +114,13 @@ def test_simulate_points_columns_and_reproducibility():
     assert s1["z"].abs().max() < 4 and s1["z_mean"].abs().max() < 4
     assert (s1[s1["k"] == 1]["z_printed"].abs() > 3).all()  # 300 draws: about 4 standard errors
     assert (s1["covered"] == ((s1["var_lo"] <= s1["theory"]) & (s1["theory"] <= s1["var_hi"]))).all()
-    ref = st.simulate_output_norm_variance("fan_in", 8, 4, 300, seed=sp.point_seed(5, "fan_in", 8, 4, 0.5),
-                                           method="reduced")
-    assert s2.set_index("kind").loc["fan_in", "var"] == ref.var
+    ref = crn.simulate_paired(8, 4, 300, seed=sp.point_seed(5, "paired|sphere|conditional", 8, 4, 0.5),
+                             method="conditional")
+    assert s2.set_index("kind").loc["fan_in", "var"] == ref.per_kind["fan_in"].var
+    # paired columns: Bernoulli over fan-in, the ratio to Bernoulli is 1 for Bernoulli itself
+    b = s2.set_index("kind")
+    assert b.loc["bernoulli", "diff_fan_in"] == pytest.approx(b.loc["bernoulli", "var"] - b.loc["fan_in", "var"])
+    assert b.loc["bernoulli", "ratio_bernoulli"] == 1.0 and np.isnan(b.loc["fan_in", "diff_fan_in"])
 
 
 def test_simulation_agrees_with_theory_and_rejects_printed():

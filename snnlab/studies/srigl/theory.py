@@ -1,8 +1,13 @@
 r"""Output-norm variance of sparse layers, constant fan-in masks and condensed linear layers.
 
 Reproduces Appendices A, B, F and I of Lasby et al., *Dynamic Sparse Training with Structured
-Sparsity* (SRigL, ICLR 2024), read in the spiking setting: the binary gate vector :math:`\xi` of
-the appendix is the spike vector of the previous layer.
+Sparsity* (SRigL, ICLR 2024). Two readings of Appendix B's layer:
+
+* the paper's, a **gated continuous layer**: a continuous input direction u (uniform on the
+  sphere) multiplied by binary gates ξ (ReLU on/off in the paper; Ber(r) gates, or gates taken
+  from recorded LIF spikes, here). u stays continuous, so this is *not* a spiking input;
+* the **spiking layer** (:func:`spiking_output_norm_variance`, ``inputs="spikes"``): binary input
+  spikes x_j ∈ {0, 1}, no u (section "Spiking inputs" below).
 
 Model (Appendix B, Definition B.1), all shapes ``[n]`` / ``[n, n]``::
 
@@ -54,6 +59,37 @@ At r = 1/2, s = 1 these are Eq. (14), (21), (25) with **18 n/k**:
 (and Eq. 14, 25) give ``18 n/k``. :func:`output_norm_variance_as_printed` returns the printed
 formulas so that the simulation (:func:`simulate_output_norm_variance`) can decide.
 
+**Spiking inputs (no u).** A spiking layer's input is the binary vector x ∈ {0, 1}^n itself,
+x_j ~ Ber(r) iid (or any law with E[x_j] = r, E[x_j x_j'] = ρ), and its weighted input is
+
+    z = (k r)^{-1/2} (W ∘ I) x,     Q = ‖z‖² / n,
+
+normalised so that every neuron's input has E[z_i²] = 1, hence E[Q] = 1 (the paper's ratio
+‖z^{ℓ+1}‖²/‖z^ℓ‖² has no spiking analogue with a fixed denominator: ‖x‖² = 0 with probability
+(1-r)^n; Q divides by the *expected* input norm instead). Given (I, x), z_i are independent
+N(0, Σ_j I_ij x_j / (k r)) (Prop. B.2 with ξ ∘ u replaced by x), so Q is the case table above
+with the sphere column E[u_j² u_j'²] replaced by the constant 1/n² (u_j² ≡ 1/n):
+
+    E[Q²] = c² [3 p r + (n-1) r m_col + 3(n-1) ρ m_row + (n-1)² ρ m_oth],   c = 1/(k r).
+
+With s = ρ/r² and A = (n-1)/(n² r) + s (n-1)(n+2)/n² this gives
+
+    Var_Bernoulli = 3/(n k r) + A - 1          (s = 1: 3/(n k r) + (n-1)/(n² r) + (n-2)/n²)
+    Var_per-layer = 3/(n k r) + C_{n,k} A - 1
+    Var_fan-in    = Var_Bernoulli - 3 s (n-k)/(k n²)
+
+(dense, k = n, r = 1: Q = Σ g_i²/n, Var = 2/n). Constant fan-in is always below Bernoulli, but
+below per-layer only when Var_per-layer - Var_fan-in = (n-k)/(k n²) [3s - (1/r + s(n+2))/(n+1)]
+> 0, i.e. when r s (2n + 1) > 1: at firing rates r < 1/(s(2n+1)) constant per-layer is lower
+(:func:`fan_in_per_layer_crossover`). The same comparison in the gated continuous layer gives
+r s (2n+1) > 3.
+
+**Common random numbers.** :func:`snnlab.studies.srigl.crn.simulate_paired` draws all three masks from one uniform
+noise matrix (Bernoulli: the entries above 1 - k/n; per-layer: the k·n largest; fan-in: the k
+largest of each row; each marginal is exact) with the same W, inputs (and u), so the differences
+between mask types are estimated with a far smaller standard error than independent runs give
+(:mod:`snnlab.studies.srigl.crn`).
+
 The constant fan-in masks are :mod:`snnlab.sparsity.masks`, the condensed layer
 :mod:`snnlab.sparsity.condensed`.
 """
@@ -85,9 +121,14 @@ __all__ = [
     "sample_mask",
     "SimResult",
     "simulate_output_norm_variance",
+    "INPUTS",
+    "spiking_output_norm_variance",
+    "fan_in_per_layer_crossover",
 ]
 
 KINDS = ("bernoulli", "per_layer", "fan_in")
+#: input models of :func:`simulate_paired`: the paper's gated continuous layer ξ ∘ u, binary spikes x
+INPUTS = ("sphere", "spikes")
 
 
 
@@ -298,6 +339,42 @@ def output_norm_variance_as_printed(kind: str, n: int, k: float) -> float:
     return float((5 * n_ - 8 + 18 * k_ / n_) / denom - 3 * (n_ - k_) / (k_ * n_ * (n_ + 2)))
 
 
+def spiking_output_norm_variance(kind: str, n: int, k: float, rate: float = 0.5,
+                                 pair_rate: float | None = None) -> float:
+    """Closed-form Var Q of a spiking layer (module docstring, "Spiking inputs"): binary inputs
+    x_j ∈ {0, 1} with E[x_j] = ``rate``, E[x_j x_j'] = ``pair_rate`` (default rate², iid
+    Bernoulli spikes), no continuous u; Q = ‖z‖²/n, z = (k r)^{-1/2} (W ∘ I) x, E[Q] = 1.
+
+    Bernoulli 3/(nkr) + A - 1, per-layer 3/(nkr) + C_{n,k} A - 1, fan-in Bernoulli - 3s(n-k)/(kn²),
+    A = (n-1)/(n² r) + s(n-1)(n+2)/n², s = pair_rate/rate². Evaluated exactly (fractions)."""
+    _check_kind(kind)
+    _check_n(n)
+    _check_k(kind, n, k)
+    rate = _check_rate(rate)
+    pair_rate = _check_pair_rate(pair_rate, rate)
+    n_, k_, r = _fr(n), _fr(k), _fr(rate)
+    s = _fr(pair_rate) / (r * r)
+    a = (n_ - 1) / (n_ * n_ * r) + s * (n_ - 1) * (n_ + 2) / (n_ * n_)
+    head = 3 / (n_ * k_ * r)
+    if kind == "bernoulli":
+        return float(head + a - 1)
+    if kind == "per_layer":
+        return float(head + (n_ - 1 / k_) / (n_ - 1 / n_) * a - 1)
+    return float(head + a - 1 - 3 * s * (n_ - k_) / (k_ * n_ * n_))
+
+
+def fan_in_per_layer_crossover(n: int, inputs: str = "spikes", s: float = 1.0) -> float:
+    """The gate/firing rate r* below which constant per-layer has a *lower* variance than constant
+    fan-in (for every k < n): 1/(s(2n+1)) for spiking inputs, 3/(s(2n+1)) for the gated continuous
+    layer (``inputs="sphere"``); s = ρ/r² (1 for iid gates). Above r* fan-in is lowest."""
+    _check_n(n)
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs={inputs!r} is unknown; allowed values: {', '.join(map(repr, INPUTS))}")
+    if not _finite_real(s) or s <= 0:
+        raise ValueError(f"s={s!r} is invalid; allowed values: numbers > 0")
+    return (1.0 if inputs == "spikes" else 3.0) / (s * (2 * n + 1))
+
+
 def gate_moments(gates: torch.Tensor) -> tuple[float, float]:
     """Empirical gate moments of a 0/1 pattern tensor ``gates`` [S, n] (e.g. recorded spikes, one
     row per sample): rate = mean_j E[ξ_j] and pair_rate = mean_{j != j'} E[ξ_j ξ_j'], where E is
@@ -413,6 +490,7 @@ def _fan_in_indices(s: int, n_out: int, n_in: int, k: int, gen) -> torch.Tensor:
 
 
 _METHODS = ("direct", "reduced")
+_PAIRED_METHODS = ("direct", "reduced", "conditional")
 
 
 def simulate_output_norm_variance(
@@ -503,12 +581,27 @@ def simulate_output_norm_variance(
             g2 = torch.randn(s, n, generator=gen, dtype=torch.float64).square()
             out[done : done + s] = c * (g2 * a).sum(1)
         done += s
+    return _summarise(out, rate, pair_rate, confidence)
+
+
+def _summarise(out: torch.Tensor, rate: float, pair_rate: float, confidence: float,
+               second: torch.Tensor | None = None) -> SimResult:
+    """SimResult of float64 per-draw values ``out`` [S] (draws of ‖z‖²), or, with ``second``, of
+    per-draw conditional moments: ``out`` = E[‖z‖² | draw], ``second`` = E[‖z‖⁴ | draw]
+    (W integrated out exactly). The variance estimate is mean(second) - mean(out)² + var(out)/S
+    (unbiased; with second = out² it is the unbiased sample variance) and its standard error
+    sd(ψ)/√S with the influence ψ_s = second_s - 2 mean(out) out_s (delta method; for plain draws
+    this is the asymptotic interval of :class:`SimResult`)."""
+    S = int(out.numel())
     mean = out.mean().item()
-    var = out.var(unbiased=True).item()
-    m4 = (out - mean).pow(4).mean().item()
-    S = samples
-    mean_se = math.sqrt(var / S)
-    var_se = math.sqrt(max(m4 - var * var * (S - 3) / (S - 1), 0.0) / S)
+    if second is None:
+        var = out.var(unbiased=True).item()
+        m4 = (out - mean).pow(4).mean().item()
+        var_se = math.sqrt(max(m4 - var * var * (S - 3) / (S - 1), 0.0) / S)
+    else:
+        var = second.mean().item() - mean * mean + out.var(unbiased=True).item() / S
+        var_se = math.sqrt(_influence(out, second).var(unbiased=True).item() / S)
+    mean_se = math.sqrt(out.var(unbiased=True).item() / S)
     zq = _normal_quantile(confidence)
     return SimResult(
         mean=mean,
@@ -525,3 +618,9 @@ def simulate_output_norm_variance(
     )
 
 
+def _influence(first: torch.Tensor, second: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-draw influence of the variance estimate (up to a constant): (x_s - x̄)² for plain draws
+    x = ``first``; second_s - 2 mean(first) first_s for conditional moments."""
+    if second is None:
+        return (first - first.mean()).square()
+    return second - 2 * first.mean() * first

@@ -12,18 +12,23 @@ z = (k r)^{-1/2} (W ∘ I)(ξ ∘ u), E‖z‖² = 1.
   kind): ``theory`` (the corrected 18 n/k formulas, any r, ρ), ``printed`` (Appendix A's 18 k/n,
   only at r = 1/2 with iid gates), ``c_nk``, ``c_nk_approx``;
 * :func:`simulate_points` -> DataFrame of Monte Carlo estimates with their 95% intervals and the
-  z-scores ``z = (var_sim - theory) / se`` against each formula;
+  z-scores ``z = (var_sim - theory) / se`` against each formula, all mask kinds from the same
+  draws (common random numbers), with the paired differences to constant fan-in and their SEs;
+  ``inputs="sphere"`` is the paper's gated continuous layer (ξ ∘ u), ``inputs="spikes"`` binary
+  spike inputs with no u; :func:`snnlab.studies.srigl.ordering.simulated_ordering` reads the ordering off it;
 * :func:`record_lif_gates` -> spikes ``[S, n]`` of a layer of LIF neurons (spikingjelly's LIFNode
   through :func:`snnlab.neurons.lif`) driven by Gaussian currents with a shared (correlating)
-  component, used as the gates ξ (:func:`gate_summary` gives r, ρ and s = ρ/r²);
+  component, used as the gates ξ of a gated continuous layer (u stays continuous;
+  :func:`gate_summary` gives r, ρ and s = ρ/r²);
 * :func:`theory_table` -> the deterministic closed-form table the notebook prints (nbval-checked);
 * :func:`agreement`, :func:`erratum_summary`, :func:`ordering_summary` -> the numbers behind the
   notebook's claims (CI coverage and z-scores; the z against 18 n/k and 18 k/n; the fan-in ordering);
 * :func:`check_sweep`, :func:`check_lif` validate the notebook's parameters before any work.
 
 Plots, each returning a ``matplotlib`` Figure: :func:`variance_vs_sparsity` (Fig. 1b analogue),
-:func:`mean_check`, :func:`erratum_figure`, :func:`c_nk_figure`, :func:`rate_figure`,
-:func:`lif_gates_figure`, :func:`variance_explorer` (the widget's function); for the benchmark
+:func:`mean_check`, :func:`erratum_figure`, :func:`c_nk_figure`, :func:`rate_figure` and
+:func:`lif_gates_figure` (gated continuous layer), ``ordering.spiking_figure`` (spiking inputs),
+:func:`variance_explorer` (the widget's function); for the benchmark
 :func:`benchmark_grid` (Figs. 18-20 analogue), :func:`benchmark_panel` (the widget's function),
 :func:`speedup_figure`, :func:`device_figure` (Fig. 21 analogue).
 """
@@ -46,6 +51,7 @@ from ... import checks
 from ...core import neurons
 from ...core.neurons import PRESETS
 from ...record.plotting import figure
+from . import crn
 from . import theory as st
 from .bench import frame, speedups
 
@@ -148,8 +154,16 @@ def fan_in_grid(ns: Sequence[int], fan_ins: Sequence[int]) -> list[tuple[int, in
 
 def point_seed(seed: int, kind: str, n: int, k: float, rate: float | str) -> int:
     """A seed that depends only on ``seed`` and the point (not on its position in a sweep), so
-    that adding a point does not change the numbers of the others."""
-    return int(seed) * 2**32 + zlib.crc32(f"{kind}|{n}|{k}|{rate}".encode())
+    that adding a point does not change the numbers of the others. It fits in 32 bits: torch's CPU
+    generator keeps only the low 32 bits of a seed (the former ``seed * 2**32 + crc`` made every
+    ``seed`` give the same numbers)."""
+    return zlib.crc32(f"{int(seed)}|{kind}|{n}|{k}|{rate}".encode())
+
+
+def _theory_fn(inputs: str):
+    if inputs not in st.INPUTS:
+        raise ValueError(f"inputs={inputs!r} is unknown; allowed values: {list(st.INPUTS)}")
+    return st.output_norm_variance if inputs == "sphere" else st.spiking_output_norm_variance
 
 
 def theory_curves(
@@ -158,24 +172,29 @@ def theory_curves(
     rate: float = 0.5,
     pair_rate: float | None = None,
     ks: Sequence[int] | None = None,
+    inputs: str = "sphere",
 ):
     """Closed forms on a grid: for each n, every integer k = 1..n (or the given ``ks`` <= n).
 
+    ``inputs="sphere"``: the paper's gated continuous layer (:func:`output_norm_variance`);
+    ``inputs="spikes"``: binary spike inputs, no u (:func:`spiking_output_norm_variance`).
     Returns a pandas DataFrame with one row per (n, k, kind) and columns n, k, sparsity (1 - k/n),
-    kind, rate, pair_rate (ρ; r² for iid gates), theory (:func:`output_norm_variance` at r, ρ),
-    printed (Appendix A's 18 k/n formula; NaN unless r = 1/2 with iid gates), c_nk, c_nk_approx.
+    kind, inputs, rate, pair_rate (ρ; r² for iid gates), theory (the closed form at r, ρ),
+    printed (Appendix A's 18 k/n formula; NaN unless sphere inputs at r = 1/2 with iid gates),
+    c_nk, c_nk_approx.
     """
     check_sweep(ns=ns, kinds=list(kinds))
+    fn = _theory_fn(inputs)
     rows = []
     for n in ns:
         kk = range(1, n + 1) if ks is None else [k for k in ks if 1 <= k <= n]
         for k in kk:
             cnk, cap = st.c_nk(n, k), st.c_nk_approx(n, k)
             for kind in kinds:
-                th = st.output_norm_variance(kind, n, k, rate, pair_rate)
-                iid_half = rate == 0.5 and (pair_rate is None or pair_rate == 0.25)
+                th = fn(kind, n, k, rate, pair_rate)
+                iid_half = inputs == "sphere" and rate == 0.5 and (pair_rate is None or pair_rate == 0.25)
                 pr = st.output_norm_variance_as_printed(kind, n, k) if iid_half else float("nan")
-                rows.append({"n": n, "k": k, "sparsity": 1 - k / n, "kind": kind, "rate": float(rate),
+                rows.append({"n": n, "k": k, "sparsity": 1 - k / n, "kind": kind, "inputs": inputs, "rate": float(rate),
                              "pair_rate": float(rate * rate if pair_rate is None else pair_rate),
                              "theory": th, "printed": pr, "c_nk": cnk, "c_nk_approx": cap})
     return pd.DataFrame(rows)
@@ -188,23 +207,33 @@ def simulate_points(
     kinds: Sequence[str] = st.KINDS,
     rate: float = 0.5,
     gates: torch.Tensor | None = None,
-    method: str = "reduced",
+    method: str = "conditional",
     confidence: float = 0.95,
+    inputs: str = "sphere",
 ):
-    """Monte Carlo (:func:`snnlab.sparsity_theory.simulate_output_norm_variance`) at every (n, k)
-    of ``points`` and every kind; each point has its own seed (:func:`point_seed`).
+    """Monte Carlo (:func:`snnlab.studies.srigl.crn.simulate_paired`) at every (n, k) of
+    ``points``, all ``kinds`` from the same draws (common random numbers: one mask noise, one
+    input vector, one W or g); each point has its own seed (:func:`point_seed`).
 
-    ``gates`` [S, n] (e.g. :func:`record_lif_gates`): ξ drawn from its rows; then every n must
-    equal its width, ``rate`` is ignored, and the theory uses the empirical (r, ρ) of
-    :func:`snnlab.sparsity_theory.gate_moments`.
+    ``method``: ``"conditional"`` (default; masks, gates/spikes and u drawn, W integrated out
+    exactly given them), ``"direct"`` (W drawn) or ``"reduced"`` (g of Prop. B.2 drawn).
+    ``inputs``: ``"sphere"`` (the paper's gated continuous layer ξ ∘ u) or ``"spikes"`` (binary
+    inputs x, no u). ``gates`` [S, n] (e.g. :func:`record_lif_gates`): ξ (or x) drawn from its rows;
+    then every n must equal its width, ``rate`` is ignored, and the theory uses the empirical
+    (r, ρ) of :func:`snnlab.studies.srigl.theory.gate_moments`.
 
-    Returns a pandas DataFrame, one row per (n, k, kind): n, k, sparsity, kind, rate, pair_rate,
-    samples, mean, mean_lo, mean_hi, mean_se, var, var_lo, var_hi, var_se, theory (r, ρ),
-    iid_theory (r with ρ = r²), printed (18 k/n; NaN unless r = 1/2 iid), and the z-scores
-    z_mean = (mean - 1)/mean_se, z = (var - theory)/var_se, z_iid, z_printed, plus
-    covered = theory inside [var_lo, var_hi].
+    Returns a pandas DataFrame, one row per (n, k, kind): n, k, sparsity, kind, inputs, method,
+    rate, pair_rate, samples, mean, mean_lo, mean_hi, mean_se, var, var_lo, var_hi, var_se,
+    theory (r, ρ), iid_theory (r with ρ = r²), printed (18 k/n; NaN unless sphere at r = 1/2 iid),
+    the z-scores z_mean = (mean - 1)/mean_se, z = (var - theory)/var_se, z_iid, z_printed (NaN
+    where se = 0: e.g. fan-in with every input on, which the conditional method computes exactly),
+    covered = theory inside [var_lo, var_hi] (or equal to the estimate when se = 0); and the paired comparisons (NaN where undefined):
+    diff_fan_in = Var_kind - Var_fan-in with its paired SE diff_fan_in_se and theory
+    diff_fan_in_theory; gap_fan_in = 1 - Var_fan-in/Var_kind (+ _se, _theory); ratio_bernoulli =
+    Var_kind/Var_Bernoulli (+ _se, paired).
     """
     check_sweep(samples=samples, kinds=list(kinds))
+    fn = _theory_fn(inputs)
     if gates is not None:
         r, rho = st.gate_moments(gates)
         rate_key: float | str = f"gates{r:.6f}|{rho:.6f}"
@@ -213,25 +242,38 @@ def simulate_points(
             raise ValueError(f"rate={rate!r} is out of range; allowed values: 0 < rate <= 1")
         r, rho = float(rate), float(rate) ** 2
         rate_key = r
-    iid_half = gates is None and r == 0.5
+    iid_half = gates is None and r == 0.5 and inputs == "sphere"
+    nan = float("nan")
     rows = []
     for n, k in points:
+        res = crn.simulate_paired(n, k, samples, seed=point_seed(seed, f"paired|{inputs}|{method}", n, k, rate_key),
+                                 rate=r if gates is None else 0.5, inputs=inputs, gates=gates, kinds=kinds,
+                                 method=method, confidence=confidence)
+        th = {kind: fn(kind, n, k, r, rho) for kind in kinds}
         for kind in kinds:
-            res = st.simulate_output_norm_variance(
-                kind, n, k, samples, seed=point_seed(seed, kind, n, k, rate_key), rate=r if gates is None else 0.5,
-                gates=gates, method=method, confidence=confidence)
-            th = st.output_norm_variance(kind, n, k, r, rho)
-            th_iid = st.output_norm_variance(kind, n, k, r)
-            pr = st.output_norm_variance_as_printed(kind, n, k) if iid_half else float("nan")
-            se = res.var_se if res.var_se > 0 else float("nan")
+            one = res.per_kind[kind]
+            th_iid = fn(kind, n, k, r)
+            pr = st.output_norm_variance_as_printed(kind, n, k) if iid_half else nan
+            se = one.var_se if one.var_se > 0 else nan
+            d, d_se = res.diff.get((kind, "fan_in"), (nan, nan))
+            g, g_se = res.gap.get((kind, "fan_in"), (nan, nan))
+            rb, rb_se = (1.0, 0.0) if kind == "bernoulli" else res.gap.get(("bernoulli", kind), (nan, nan))
+            has_f = "fan_in" in kinds and kind != "fan_in"
             rows.append({
-                "n": n, "k": k, "sparsity": 1 - k / n, "kind": kind, "rate": res.rate, "pair_rate": res.pair_rate,
-                "samples": samples, "mean": res.mean, "mean_lo": res.mean_ci[0], "mean_hi": res.mean_ci[1],
-                "mean_se": res.mean_se, "var": res.var, "var_lo": res.var_ci[0], "var_hi": res.var_ci[1],
-                "var_se": res.var_se, "theory": th, "iid_theory": th_iid, "printed": pr,
-                "z_mean": (res.mean - 1.0) / res.mean_se if res.mean_se > 0 else float("nan"),
-                "z": (res.var - th) / se, "z_iid": (res.var - th_iid) / se, "z_printed": (res.var - pr) / se,
-                "covered": bool(res.var_ci[0] <= th <= res.var_ci[1]),
+                "n": n, "k": k, "sparsity": 1 - k / n, "kind": kind, "inputs": inputs, "method": method,
+                "rate": one.rate, "pair_rate": one.pair_rate, "samples": samples, "mean": one.mean,
+                "mean_lo": one.mean_ci[0], "mean_hi": one.mean_ci[1], "mean_se": one.mean_se, "var": one.var,
+                "var_lo": one.var_ci[0], "var_hi": one.var_ci[1], "var_se": one.var_se, "theory": th[kind],
+                "iid_theory": th_iid, "printed": pr,
+                "z_mean": (one.mean - 1.0) / one.mean_se if one.mean_se > 0 else nan,
+                "z": (one.var - th[kind]) / se, "z_iid": (one.var - th_iid) / se, "z_printed": (one.var - pr) / se,
+                "covered": bool(one.var_ci[0] <= th[kind] <= one.var_ci[1]
+                                or (one.var_se == 0 and math.isclose(one.var, th[kind], rel_tol=1e-9, abs_tol=1e-12))),
+                "diff_fan_in": d, "diff_fan_in_se": d_se,
+                "diff_fan_in_theory": th[kind] - th["fan_in"] if has_f else nan,
+                "gap_fan_in": g, "gap_fan_in_se": g_se,
+                "gap_fan_in_theory": 1 - th["fan_in"] / th[kind] if has_f else nan,
+                "ratio_bernoulli": rb if kind == "bernoulli" else 1 - rb, "ratio_bernoulli_se": rb_se,
             })
     return pd.DataFrame(rows)
 
@@ -387,12 +429,21 @@ def _sparsity_axis(ax, max_sparsity: float) -> None:
     ax.set_xlim(-0.02, max_sparsity + (1 - max_sparsity) * 0.1 if max_sparsity < 1 else 1)
 
 
+def _paired_ratio(sk):
+    """Rows of :func:`simulate_points` as the simulated Var_kind / Var_Bernoulli of the paired draws
+    (same draws of everything but the mask) with its paired 95% interval (± 1.96 se)."""
+    ratio = sk["ratio_bernoulli"].to_numpy()
+    se = sk["ratio_bernoulli_se"].to_numpy()
+    return sk.assign(var=ratio, var_lo=ratio - 1.96 * se, var_hi=ratio + 1.96 * se)
+
+
 def variance_vs_sparsity(curves, sims, kinds: Sequence[str] = st.KINDS, title: str = ""):
     """Fig. 1b analogue: Var ‖z‖² against sparsity 1 - k/n, one column per n; lines: the corrected
     closed forms (``theory`` of :func:`theory_curves`), points: Monte Carlo with 95% CIs
-    (:func:`simulate_points`). Bottom row: everything divided by the Bernoulli theory value, which
-    makes the (small) ordering visible: constant fan-in lowest, the gap growing as k << n. Log-scale
-    axes (x: density 10^-t, labelled by sparsity)."""
+    (:func:`simulate_points`). Bottom row: Var_kind / Var_Bernoulli, lines from the closed forms,
+    points the simulated ratio of the paired draws (same draws of everything but the mask) with
+    its paired 95% interval: constant fan-in lowest, the gap growing as k << n. Log-scale axes
+    (x: density 10^-t, labelled by sparsity)."""
     ns = sorted(curves["n"].unique())
     fig, axes = figure(2, len(ns), w=3.9, h=2.9, sharex="col", gridspec_kw={"height_ratios": [1.4, 1]})
     for j, n in enumerate(ns):
@@ -410,15 +461,13 @@ def variance_vs_sparsity(curves, sims, kinds: Sequence[str] = st.KINDS, title: s
                 sk = s[s["kind"] == kind]
                 _errorbar(ax, sk, color=KIND_COLORS[kind], marker=KIND_MARKERS[kind],
                           label=f"{KIND_LABELS[kind]} (simulation, 95% CI)")
-                b = bern.reindex(sk["k"]).to_numpy()
-                _errorbar(axr, sk.assign(var=sk["var"] / b, var_lo=sk["var_lo"] / b, var_hi=sk["var_hi"] / b),
-                          color=KIND_COLORS[kind], marker=KIND_MARKERS[kind])
+                _errorbar(axr, _paired_ratio(sk), color=KIND_COLORS[kind], marker=KIND_MARKERS[kind])
         _log_y(ax)
         _sparsity_axis(axr, 1 - 1 / n)
         ax.set(title=f"n = {n}")
         axr.set(xlabel="sparsity 1 - k/n")
     axes[0, 0].set_ylabel(r"Var$(\|z^{\ell+1}\|^2 / \|z^\ell\|^2)$")
-    axes[1, 0].set_ylabel("Var / Var$_{Bernoulli}$(theory)")
+    axes[1, 0].set_ylabel("Var / Var$_{Bernoulli}$ (paired)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize="small")
     if title:
@@ -526,7 +575,7 @@ def c_nk_figure(ns: Sequence[int]):
 
 
 def rate_figure(curves, sims, n: int | None = None):
-    """Gate rate r (the firing rate of the previous layer): left, Var ‖z‖² against sparsity for
+    """Gated continuous layer (ξ ∘ u, u continuous: not a spiking input) with gate rate r: left, Var ‖z‖² against sparsity for
     each r (fan-in solid, Bernoulli dashed, simulation points); right, the relative advantage of
     constant fan-in, 1 - Var_fan-in / Var_Bernoulli (theory), for each r. ``curves`` and ``sims``
     hold several rates (concatenated :func:`theory_curves` / :func:`simulate_points`)."""
@@ -548,7 +597,7 @@ def rate_figure(curves, sims, n: int | None = None):
             for kind in ("bernoulli", "fan_in"):
                 _errorbar(ax, sr[sr["kind"] == kind], color=col, marker=KIND_MARKERS[kind])
         ax2.plot(fan["sparsity"], 1 - fan["theory"].to_numpy() / bern["theory"].to_numpy(), color=col, label=f"r={r:g}")
-    ax.set(title=f"n = {n}: theory (lines), simulation (o Bernoulli, ^ fan-in)",
+    ax.set(title=f"gated continuous layer, n = {n}: theory (lines), simulation (o Bernoulli, ^ fan-in)",
            xlabel="sparsity 1 - k/n", ylabel=r"Var $\|z\|^2$")
     _log_y(ax)
     _sparsity_axis(ax, 1 - 1 / n)
@@ -563,7 +612,7 @@ def rate_figure(curves, sims, n: int | None = None):
 
 def lif_gates_figure(gate_sets: Mapping[str, torch.Tensor], sims, kinds: Sequence[str] = st.KINDS,
                      raster_steps: int = 120, raster_neurons: int = 32):
-    """Gates recorded from LIF layers. Left column: spike rasters (first ``raster_steps`` gate
+    """Gated continuous layer (ξ ∘ u, u continuous) with gates ξ recorded from LIF layers. Left column: spike rasters (first ``raster_steps`` gate
     vectors x ``raster_neurons`` neurons) of each condition. Other columns, one per condition:
     Var ‖z‖² theory with the empirical (r, ρ) (solid), the iid theory at the same r (dotted) and
     the simulation drawing ξ from the recorded spikes (points, 95% CI). ``sims``: concatenated
@@ -578,7 +627,7 @@ def lif_gates_figure(gate_sets: Mapping[str, torch.Tensor], sims, kinds: Sequenc
         t, j = np.nonzero(sl)
         ax.scatter(t, j, s=3, marker="|", color="k")
         ax.set(xlim=(0, raster_steps), ylim=(-0.5, raster_neurons - 0.5), xlabel="gate vector (time step, sample)",
-               ylabel="neuron", title=f"{name}: r={info['rate']:.3f}, ρ/r²={info['s']:.2f}")
+               ylabel="neuron", title=f"{name}: LIF spikes used as gates ξ, r={info['rate']:.3f}, ρ/r²={info['s']:.2f}")
         s = sims[sims["condition"] == name]
         n = int(info["n"])
         ks = np.arange(1, n + 1)
@@ -590,7 +639,8 @@ def lif_gates_figure(gate_sets: Mapping[str, torch.Tensor], sims, kinds: Sequenc
                      label=f"{KIND_LABELS[kind]}: iid theory (r, r²)")
             _errorbar(axv, s[s["kind"] == kind], color=KIND_COLORS[kind], marker=KIND_MARKERS[kind],
                       label=f"{KIND_LABELS[kind]}: simulation with recorded spikes")
-        axv.set(title=f"{name}: n = {n}", xlabel="sparsity 1 - k/n", ylabel=r"Var $\|z\|^2$")
+        axv.set(title=f"gated continuous layer (ξ ∘ u), {name}: n = {n}", xlabel="sparsity 1 - k/n",
+                ylabel=r"Var $\|z\|^2$")
         _log_y(axv)
         _sparsity_axis(axv, 1 - 1 / n)
     h, lab = axes[0, 1].get_legend_handles_labels()
