@@ -2,33 +2,36 @@
 
 One 3072 -> 768 fully-connected layer in float32 (the shape of ViT-B/16's last MLP projection),
 online inference (``torch.inference_mode``) at batch sizes 1-64 and 1-2 threads, for sparsities
-80/90/95/99%. Methods:
+80/90/95/99%. Every baseline is the fastest of its candidate implementations, per cell (the
+winner is recorded; ``snnlab.studies.srigl.bench.CANDIDATES``):
 
-* ``dense``: ``nn.Linear`` with the full weight;
-* ``dense_masked``: ``nn.Linear`` holding W * mask (same cost as dense; the reference output);
-* ``csr``: ``torch.sparse_csr_tensor`` (unstructured mask of the same budget) times xᵀ, plus bias;
-  ``csr_mv`` (batch 1 only): ``torch.mv`` with the CSR matrix, a faster CSR path at batch 1;
-* ``structured``: dense ``nn.Linear`` over the neurons SRigL keeps (ablated rows removed);
-* ``condensed``: :class:`snnlab.sparsity_theory.CondensedLinear` (int32 indices, native kernel);
+* ``dense``: ``nn.Linear`` (``dense_linear``, the paper's own baseline), ``torch.addmm`` with the weight
+  pre-transposed once to a contiguous [n_in, n_out] (``dense_addmm``), ``torch.mm`` with that weight
+  and an in-place bias (``dense_mm``), and at batch 1 ``torch.addmv`` (``dense_addmv``);
+* ``csr``: ``torch.sparse_csr_tensor`` (unstructured mask of the same budget) times x^T plus bias
+  (``csr_addmm``), and at batch 1 ``torch.addmv`` (``csr_addmv``);
+* ``structured``: the dense candidates over the neurons SRigL keeps (ablated rows removed);
+* ``condensed``: :class:`snnlab.sparsity.condensed.CondensedLinear` (int32 indices, native kernel);
   ``condensed_int64``: the same with int64 indices; ``condensed_torch``: the same layer through
   pure torch ops (index_select+mul+sum at batch 1, ``F.embedding_bag`` above).
 
 The paper used a trained ViT-B/16 layer, which is not available offline. Here the dense weight is
 ``nn.Linear``'s iid init and the masks come from SRigL-style one-shot magnitude selection
-(:func:`snnlab.sparsity_theory.srigl_mask_from_weight`): salient set = top-K |W| of the layer,
+(:func:`snnlab.sparsity.dst.srigl_mask_from_weight`): salient set = top-K |W| of the layer,
 neurons with fewer than max(1, γ_sal·K/out) salient weights are ablated, the budget K is
 redistributed as a constant fan-in over the kept neurons. γ_sal defaults to 0.95, the value the
 paper used for ViT-B/16 (Appendix E); with iid weights this ablates the neurons whose salient count
 falls below 95% of the mean. The CSR baseline uses the unstructured top-K mask (what RigL keeps).
 
-Timing: ``snnlab.bench.time_fn`` (median after warm-up); every (threads, sparsity, batch) cell
+Timing: ``snnlab.record.bench.time_fn`` (median after warm-up); every (threads, sparsity, batch) cell
 runs all methods in several rounds in shuffled order and pools the repeats, so that load from
-other processes on a shared machine hits all methods alike. The load average is recorded.
+other processes on a shared machine hits all methods alike. The load average, the machine and
+the code (git commit, dirty flag) are recorded.
 ``torch.compile`` (inductor, default mode) is tried for dense and the pure-torch condensed formula
 at 90% sparsity; ``--no-compile`` skips it (the paper used max-autotune, which takes far longer to
 compile on CPU).
 
-The measurement code is :mod:`snnlab.condensed_bench` (shared with ``notebooks/srigl/04_condensed_benchmark``);
+The measurement code is :mod:`snnlab.studies.srigl.bench` (shared with ``notebooks/srigl/04_condensed_benchmark``);
 this script chooses the grid and writes the JSON.
 
 Usage: ``python benchmarks/condensed_linear.py [--quick] [--out PATH] [--no-compile]``
@@ -48,7 +51,7 @@ if str(ROOT) not in sys.path:
 from snnlab.paths import atomic_write_json  # noqa: E402
 from snnlab.studies.srigl import bench as cb  # noqa: E402
 
-# the measurement code lives in snnlab.condensed_bench (shared with notebooks/srigl/04); re-exported
+# the measurement code lives in snnlab.studies.srigl.bench (shared with notebooks/srigl/04); re-exported
 N_IN, N_OUT, TARGETS = cb.N_IN, cb.N_OUT, cb.TARGETS
 build_layers, methods_for, check_outputs, targets, try_compile = (
     cb.build_layers, cb.methods_for, cb.check_outputs, cb.targets, cb.try_compile)

@@ -107,13 +107,19 @@ def test_every_method_matches_the_reference(layers, batch):
     x = torch.randn(batch, N_IN, generator=torch.Generator().manual_seed(batch))
     with torch.inference_mode():
         methods = cb.methods_for(layers, batch)
-        assert ("csr_mv" in methods) == (batch == 1)
+        assert {n for n in methods if n.endswith("addmv")} == (
+            {"dense_addmv", "csr_addmv", "structured_addmv"} if batch == 1 else set())
+        assert set(cb.CANDIDATES["dense"]) >= {n for n in methods if n.startswith("dense")}
         err = cb.check_outputs(layers, methods, x)
-        # independent reference computed here, not by check_outputs
+        # independent references computed here, not by check_outputs
+        w, b = layers["dense"].weight.detach(), layers["bias"]
         ref = F.linear(x, layers["masked"].weight, layers["masked"].bias)[:, layers["kept"]]
-        for name in ("condensed", "condensed_int64", "condensed_torch", "structured"):
-            assert torch.allclose(methods[name](x), ref, atol=1e-5)
-    assert set(err) == set(methods) - {"dense"}
+        for name in methods:
+            if name.startswith(("condensed", "structured")):
+                assert torch.allclose(methods[name](x), ref, atol=1e-5), name
+            elif name.startswith("dense"):
+                assert torch.allclose(methods[name](x), x @ w.T + b, atol=1e-5), name
+    assert set(err) == set(methods)
     assert max(err.values()) < 1e-4
 
 
@@ -126,16 +132,27 @@ def test_run_cpu_schema_and_counts():
     before = torch.get_num_threads()
     res = cb.run_cpu([0.5, 0.9], [1, 3], [1], rounds=2, repeats=2, warmup=0, n_in=N_IN, n_out=N_OUT, log=None)
     assert torch.get_num_threads() == before
-    per_cell = {1: 8, 3: 7}  # csr_mv only at batch 1
+    # candidates: dense 3 + csr 1 + structured 3 + condensed 3, each addmv at batch 1; + 3 derived baselines
+    per_cell = {1: 13 + 3, 3: 10 + 3}
     assert len(res["measurements"]) == 2 * sum(per_cell.values())
+    for m in res["measurements"]:
+        if m["method"] in cb.CANDIDATES:  # a derived baseline = its fastest candidate
+            cands = [c for c in res["measurements"] if c["method"] in cb.CANDIDATES[m["method"]]
+                     and (c["threads"], c["sparsity"], c["batch"]) == (m["threads"], m["sparsity"], m["batch"])]
+            assert m["winner"] in cb.CANDIDATES[m["method"]] and m["median_s"] == min(c["median_s"] for c in cands)
+        else:
+            assert m["winner"] is None
+    assert isinstance(res["git_dirty"], bool) and len(res["git_commit"]) == 40
     assert all(m["n"] == 4 for m in res["measurements"])
     assert all(m["min_s"] <= m["median_s"] for m in res["measurements"])
     assert set(res["layers"]) == {"0.5", "0.9"}
     assert res["compile"]["skipped"] is True
     # targets are the ratios of the recorded medians
     row = res["targets"]["per_threads"]["1"]
-    d, c = cb.median(res, 1, 0.9, 1, "dense"), cb.median(res, 1, 0.9, 1, "condensed")
+    d = min(cb.median(res, 1, 0.9, 1, m) for m in cb.CANDIDATES["dense"])
+    c = cb.median(res, 1, 0.9, 1, "condensed")
     assert row["dense_over_condensed"] == round(d / c, 2)
+    assert row["dense_linear_over_condensed"] == round(cb.median(res, 1, 0.9, 1, "dense_linear") / c, 2)
     assert row["pass_dense"] == (row["dense_over_condensed"] >= 3.4)
     errs = [m["max_abs_err"] for m in res["measurements"] if m["max_abs_err"] is not None]
     assert max(errs) < 1e-4
@@ -156,23 +173,29 @@ def test_run_device_on_cpu():
 # tables on a synthetic result (hand-computed)
 # ----------------------------------------------------------------------------------------------
 
-# times in us: {(threads, sparsity, batch): {method: median}}
+# times in us: {(threads, sparsity, batch): {method: median}}; the candidates of each baseline
 _TIMES = {
-    (1, 0.9, 1): {"dense": 340, "csr": 250, "csr_mv": 170, "structured": 300, "condensed": 100,
-                  "condensed_int64": 110, "condensed_torch": 300},
-    (1, 0.9, 64): {"dense": 2000, "csr": 900, "structured": 600, "condensed": 800, "condensed_int64": 820,
-                   "condensed_torch": 700},
-    (2, 0.9, 1): {"dense": 200, "csr": 100, "csr_mv": 60, "structured": 150, "condensed": 80,
-                  "condensed_int64": 90, "condensed_torch": 250},
-    (2, 0.9, 64): {"dense": 1000, "csr": 500, "structured": 450, "condensed": 400, "condensed_int64": 410,
-                   "condensed_torch": 390},
+    (1, 0.9, 1): {"dense_linear": 340, "dense_addmm": 400, "dense_mm": 420, "dense_addmv": 300, "csr_addmm": 250,
+                  "csr_addmv": 170, "structured_linear": 300, "structured_addmm": 320, "structured_mm": 330,
+                  "structured_addmv": 310, "condensed": 100, "condensed_int64": 110, "condensed_torch": 300},
+    (1, 0.9, 64): {"dense_linear": 2000, "dense_addmm": 1800, "dense_mm": 1900, "csr_addmm": 900,
+                   "structured_linear": 650, "structured_addmm": 600, "structured_mm": 700, "condensed": 800,
+                   "condensed_int64": 820, "condensed_torch": 700},
+    (2, 0.9, 1): {"dense_linear": 200, "dense_addmm": 210, "dense_mm": 220, "dense_addmv": 250, "csr_addmm": 100,
+                  "csr_addmv": 90, "structured_linear": 160, "structured_addmm": 150, "structured_mm": 170,
+                  "structured_addmv": 155, "condensed": 80, "condensed_int64": 90, "condensed_torch": 250},
+    (2, 0.9, 64): {"dense_linear": 1100, "dense_addmm": 1000, "dense_mm": 1050, "csr_addmm": 500,
+                   "structured_linear": 450, "structured_addmm": 470, "structured_mm": 480, "condensed": 400,
+                   "condensed_int64": 410, "condensed_torch": 390},
 }
 
 
 def _synthetic() -> dict:
-    meas = [{"threads": t, "sparsity": s, "batch": b, "method": m, "median_s": v * 1e-6, "iqr_s": 1e-6,
-             "min_s": v * 0.5e-6, "n": 4, "max_abs_err": 0.0}
-            for (t, s, b), ms in _TIMES.items() for m, v in ms.items()]
+    meas = []
+    for (t, s, b), ms in _TIMES.items():
+        rows = [{"threads": t, "sparsity": s, "batch": b, "method": m, "median_s": v * 1e-6, "iqr_s": 1e-6,
+                 "min_s": v * 0.5e-6, "n": 4, "max_abs_err": 0.0, "winner": None} for m, v in ms.items()]
+        meas += rows + cb.baseline_rows(rows)
     info = {"sparsity": 0.9, "budget_nnz": 10, "n_kept": 8, "ablated_fraction": 0.2, "fan_in_k": 2,
             "nnz_condensed": 16, "nnz_csr": 10, "bytes": {},
             "byte_ratio_dense_over": {"dense": 1.0, "csr": 3.3, "structured": 1.2, "condensed": 5.0,
@@ -185,29 +208,41 @@ def _synthetic() -> dict:
     return res
 
 
+def test_baselines_are_the_fastest_candidate_by_hand():
+    w = cb.winners(_synthetic())
+    assert w.loc[(1, 0.9, 1)].tolist() == ["dense_addmv", "csr_addmv", "structured_linear"]
+    assert w.loc[(1, 0.9, 64)].tolist() == ["dense_addmm", "csr_addmm", "structured_addmm"]
+    assert w.loc[(2, 0.9, 1)].tolist() == ["dense_linear", "csr_addmv", "structured_addmm"]
+    assert cb.median(_synthetic(), 1, 0.9, 64, "structured") == pytest.approx(600e-6)
+    assert cb.winners({"measurements": [{"method": "dense", "winner": None}]}).empty
+
+
 def test_targets_by_hand():
     t = cb.targets(_synthetic())
     one = t["per_threads"]["1"]
-    assert one["dense_over_condensed"] == 3.4 and one["pass_dense"]
-    assert one["csr_over_condensed"] == 2.5 and one["pass_csr"]
-    assert one["csr_mv_over_condensed"] == 1.7 and not one["pass_csr_mv"]
-    assert one["dense_over_condensed_torch"] == round(340 / 300, 2)
+    assert one["dense_us"] == 300 and one["dense_winner"] == "dense_addmv"
+    assert one["dense_over_condensed"] == 3.0 and not one["pass_dense"]  # strongest dense: addmv
+    assert one["dense_linear_over_condensed"] == 3.4  # nn.Linear alone would pass
+    assert one["csr_over_condensed"] == 1.7 and not one["pass_csr"] and one["csr_addmm_over_condensed"] == 2.5
+    assert one["structured_over_condensed"] == 3.0 and one["structured_winner"] == "structured_linear"
+    assert one["dense_over_condensed_torch"] == 1.0
     two = t["per_threads"]["2"]
-    assert two["dense_over_condensed"] == 2.5 and not two["pass_dense"]
+    assert two["dense_over_condensed"] == 2.5 and two["dense_winner"] == "dense_linear"
     assert t["byte_limit_dense_over_condensed"] == 5.0
+    assert "not the paper's printed number" in t["targets_provenance"]["dense_over_condensed"]
     tmin = cb.targets(_synthetic(), stat="min_s")  # every time halved: same ratios
-    assert tmin["per_threads"]["1"]["dense_over_condensed"] == 3.4 and tmin["stat"] == "min_s"
+    assert tmin["per_threads"]["1"]["dense_over_condensed"] == 3.0 and tmin["stat"] == "min_s"
 
 
 def test_speedups_fastest_losses_by_hand():
     res = _synthetic()
     sp = cb.speedups(res, over=("dense", "structured")).set_index(["threads", "sparsity", "batch"])
-    assert sp.loc[(1, 0.9, 64), "dense"] == pytest.approx(2.5)
+    assert sp.loc[(1, 0.9, 64), "dense"] == pytest.approx(1800 / 800)
     assert sp.loc[(2, 0.9, 1), "structured"] == pytest.approx(150 / 80)
     fb = cb.fastest_at_batch(res, 1).set_index("threads")
     assert fb.loc[1, "fastest"] == "condensed" and fb.loc[1, "runner_up"] == "csr"
-    assert fb.loc[1, "condensed_margin"] == pytest.approx(2.5)
-    assert fb.loc[2, "condensed_margin"] == pytest.approx(100 / 80)
+    assert fb.loc[1, "condensed_margin"] == pytest.approx(1.7)
+    assert fb.loc[2, "condensed_margin"] == pytest.approx(90 / 80)
     losses = cb.condensed_losses(res)
     assert losses[["threads", "batch", "winner"]].values.tolist() == [[1, 64, "structured"]]
     assert losses["ratio"].iloc[0] == pytest.approx(800 / 600)
@@ -215,7 +250,7 @@ def test_speedups_fastest_losses_by_hand():
     assert sv["cells"] == 2
     assert sv["wins"] == [{"threads": 1, "sparsity": 0.9, "batch": 64, "ratio": round(800 / 600, 3)}]
     adv = cb.advantage_by_batch(res, "dense")
-    assert adv == {"1 thr, 90%": (3.4, 2.5), "2 thr, 90%": (2.5, 2.5)}
+    assert adv == {"1 thr, 90%": (3.0, 2.25), "2 thr, 90%": (2.5, 2.5)}
 
 
 def test_select_keeps_one_thread_count():
@@ -238,23 +273,35 @@ def test_text_summaries():
 
 
 def test_committed_json_headline_from_its_raw_measurements():
-    """The stored batch-1 ratios at 90% sparsity, recomputed by hand from the raw medians (not through
-    targets()), every (threads, sparsity, batch) cell measured for every method, and the machine named."""
+    """The stored batch-1 ratios at 90% sparsity, recomputed by hand from the raw candidate medians (not
+    through targets()), every (threads, sparsity, batch) cell measured for every method, each baseline
+    row the least of its candidates, and the machine and the code (git commit) named."""
     res = cb.load_committed()
-    raw = {(m["threads"], m["sparsity"], m["batch"], m["method"]): m["median_s"] for m in res["measurements"]}
+    raw = {(m["threads"], m["sparsity"], m["batch"], m["method"]): m for m in res["measurements"]}
     cfg = res["config"]
-    methods = {m for (_, _, _, m) in raw}
-    assert {"dense", "csr", "csr_mv", "structured", "condensed"} <= methods
     for t in cfg["threads"]:
         for s in cfg["sparsities"]:
             for b in cfg["batches"]:
-                assert all((t, s, b, m) in raw for m in ("dense", "csr", "structured", "condensed")), (t, s, b)
+                names = ["dense_linear", "dense_addmm", "dense_mm", "csr_addmm", "structured_linear",
+                         "structured_addmm", "structured_mm", "condensed", "condensed_int64", "condensed_torch"]
+                names += ["dense_addmv", "csr_addmv", "structured_addmv"] if b == 1 else []
+                assert all((t, s, b, m) in raw for m in names), (t, s, b)
+                for base in ("dense", "csr", "structured"):
+                    cands = [n for n in names if n.startswith(base + "_")]
+                    best = min(cands, key=lambda n: raw[(t, s, b, n)]["median_s"])
+                    assert raw[(t, s, b, base)]["winner"] == best
+                    assert raw[(t, s, b, base)]["median_s"] == raw[(t, s, b, best)]["median_s"]
         row = res["targets"]["per_threads"][str(t)]
-        for m in ("dense", "csr", "csr_mv"):
-            assert row[f"{m}_over_condensed"] == pytest.approx(raw[(t, 0.9, 1, m)] / raw[(t, 0.9, 1, "condensed")],
-                                                               abs=0.006)
-        assert row["dense_us"] == pytest.approx(1e6 * raw[(t, 0.9, 1, "dense")], abs=0.06)
+        cond = raw[(t, 0.9, 1, "condensed")]["median_s"]
+        dense = min(raw[(t, 0.9, 1, n)]["median_s"] for n in ("dense_linear", "dense_addmm", "dense_mm", "dense_addmv"))
+        csr = min(raw[(t, 0.9, 1, n)]["median_s"] for n in ("csr_addmm", "csr_addmv"))
+        assert row["dense_over_condensed"] == pytest.approx(dense / cond, abs=0.006)
+        assert row["csr_over_condensed"] == pytest.approx(csr / cond, abs=0.006)
+        assert row["dense_linear_over_condensed"] == pytest.approx(raw[(t, 0.9, 1, "dense_linear")]["median_s"] / cond,
+                                                                   abs=0.006)
+        assert row["dense_us"] == pytest.approx(1e6 * dense, abs=0.06)
     assert res["machine"]["cpu"] and res["machine"]["cores"] and res["machine"]["time"]
+    assert len(res["git_commit"]) == 40 and isinstance(res["git_dirty"], bool)
 
 
 # ----------------------------------------------------------------------------------------------

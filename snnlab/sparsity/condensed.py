@@ -74,8 +74,9 @@ class CondensedLinear(nn.Module):
     ``"gather"`` for a single input row or ``"embedding_bag"`` for more.
 
     The default int32 indices (a deliberate choice over int64) cut the bytes read per weight from
-    12 to 8 and let the kernel use 16-wide AVX-512 gathers: for 3072 -> 768 at 90% sparsity,
-    batch 1, 1 thread, ~70 us against ~100 us with int64 (dense nn.Linear: ~350 us). Pass
+    12 to 8 and let the kernel use 16-wide AVX-512 gathers (AVX2 gathers, 8 wide, where AVX-512 is
+    absent; a scalar loop without either). The timings, per machine, are in
+    ``benchmarks/results/condensed_linear_cpu*.json``. Pass
     ``index_dtype=torch.int64`` for int64. The native kernel trusts ``indices`` (validated at
     construction and on ``load_state_dict``): do not write out-of-range values into it in place.
 

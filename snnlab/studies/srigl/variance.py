@@ -89,15 +89,15 @@ KIND_COLORS = {"bernoulli": "#0173b2", "per_layer": "#de8f05", "fan_in": "#029e7
 KIND_MARKERS = {"bernoulli": "o", "per_layer": "s", "fan_in": "^"}
 #: method -> (label, colour, marker) for the benchmark plots
 METHOD_STYLE = {
-    "dense": ("dense nn.Linear", "#555555", "o"),
-    "csr": ("CSR (unstructured)", "#d55e00", "s"),
-    "csr_mv": ("CSR, addmv (batch 1)", "#d55e00", "x"),
-    "structured": ("structured (ablated rows removed)", "#cc78bc", "D"),
+    "dense": ("dense (fastest path)", "#555555", "o"),
+    "dense_linear": ("dense nn.Linear (paper's baseline)", "#555555", "x"),
+    "csr": ("CSR (unstructured, fastest path)", "#d55e00", "s"),
+    "structured": ("structured (ablated rows removed, fastest path)", "#cc78bc", "D"),
     "condensed": ("condensed (native kernel)", "#029e73", "^"),
     "condensed_int64": ("condensed, int64 indices", "#56b4e9", "v"),
     "condensed_torch": ("condensed, pure torch ops", "#0173b2", "P"),
 }
-DEFAULT_METHODS = ("dense", "csr", "csr_mv", "structured", "condensed", "condensed_torch")
+DEFAULT_METHODS = ("dense", "dense_linear", "csr", "structured", "condensed", "condensed_torch")
 
 
 
@@ -695,7 +695,7 @@ def _method_lines(ax, df, methods: Sequence[str], show_min: bool = True) -> None
         if not len(d):
             continue
         label, color, marker = METHOD_STYLE.get(m, (m, None, "o"))
-        ls = ":" if m in ("condensed_torch", "condensed_int64") else "-"
+        ls = ":" if m in ("condensed_torch", "condensed_int64", "dense_linear") else "-"
         ax.plot(d["batch"], d["us"], color=color, marker=marker, ls=ls, ms=4, lw=1.2, label=label)
         if show_min and "min_s" in d:
             ax.plot(d["batch"], d["min_s"] * 1e6, color=color, marker=marker, ls="none", ms=5, mfc="none",
