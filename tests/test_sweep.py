@@ -149,11 +149,11 @@ def test_sweep_survives_a_killed_worker_then_reruns_nothing(tmp_path):
 
 @pytest.mark.sweep
 def test_two_concurrent_sweeps_on_one_folder_and_failures_are_reported(tmp_path):
-    """Sweep A (2 configs x 2 seeds) and sweep B (the same 4 runs plus one configuration whose notebook
+    """Sweep A (1 config x 2 seeds) and sweep B (the same 2 runs plus one configuration whose notebook
     fails) at once on one folder: every run executed exactly once, B retries and reports its failures."""
     results = tmp_path / "results"
-    grid = _grid(tmp_path, {"seeds": 2, "fixed": {"fail": False}, "grid": {"scale": [1.0, 2.0]}})
-    more = _grid(tmp_path, {"seeds": 2, "zip": {"scale": [1.0, 2.0, 3.0], "fail": [False, False, True]}}, "more")
+    grid = _grid(tmp_path, {"seeds": 2, "fixed": {"fail": False}, "grid": {"scale": [1.0]}})
+    more = _grid(tmp_path, {"seeds": 2, "zip": {"scale": [1.0, 3.0], "fail": [False, True]}}, "more")
     # both sweeps use one Ray instance (--address), started here: two Ray start-ups at once on a loaded
     # 2-core machine can miss Ray's own start-up deadlines
     sweep._init_ray(None, 2, None)  # the sweep's local start-up (loopback, no dashboard, retried)
@@ -168,9 +168,9 @@ def test_two_concurrent_sweeps_on_one_folder_and_failures_are_reported(tmp_path)
     assert b.returncode == 1, outs[1][-3000:]  # its failed runs are in the exit code
     folder = results / "_sweeps" / "sweepfix" / "01_tiny" / "quick"
     runs = sorted((folder / "runs").iterdir())
-    assert len(runs) == 4 and all(sweep.is_complete(d, d.name) for d in runs)
+    assert len(runs) == 2 and all(sweep.is_complete(d, d.name) for d in runs)
     executed = [int(o.split(" executed now")[0].rsplit("(", 1)[1]) for o in outs]
-    assert sum(executed) == 4, outs  # each shared run executed once, by one sweep or the other
+    assert sum(executed) == 2, outs  # each shared run executed once, by one sweep or the other
     assert not list(folder.glob(".tmp/*"))
     for d in runs:
         assert json.loads((d / "run.json").read_text())["params"]["seed"] == \
