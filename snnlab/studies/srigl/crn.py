@@ -12,21 +12,17 @@ from dataclasses import dataclass
 
 import torch
 
-from ... import checks
 from ...sparsity.masks import select_k
 from .theory import (
     _PAIRED_METHODS,
     INPUTS,
     KINDS,
-    _check_gates,
     _check_k,
+    _check_simulation,
     _check_kind,
     _check_n,
-    _check_rate,
-    _finite_real,
     _influence,
     _summarise,
-    gate_moments,
 )
 
 __all__ = ["coupled_masks", "variance_difference", "relative_gap", "PairedSim", "simulate_paired"]
@@ -151,25 +147,8 @@ def simulate_paired(
         _check_k(kind, n, k)
     if inputs not in INPUTS:
         raise ValueError(f"inputs={inputs!r} is unknown; allowed values: {', '.join(map(repr, INPUTS))}")
-    if not checks.is_int(samples) or samples < 2:
-        raise ValueError(f"samples={samples!r} is invalid; allowed values: integers >= 2")
-    if not checks.is_int(seed):
-        raise ValueError(f"seed={seed!r} is invalid; allowed values: integers")
-    if not _finite_real(confidence) or not (0 < confidence < 1):
-        raise ValueError(f"confidence={confidence!r} is out of range; allowed values: 0 < confidence < 1")
-    if chunk is not None and (not checks.is_int(chunk) or chunk < 1):
-        raise ValueError(f"chunk={chunk!r} is invalid; allowed values: None or integers >= 1")
-    if method not in _PAIRED_METHODS:
-        raise ValueError(f"method={method!r} is unknown; allowed values: {', '.join(map(repr, _PAIRED_METHODS))}")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype={dtype!r} is invalid; allowed values: torch.float32, torch.float64")
-    if gates is None:
-        rate = _check_rate(rate)
-        pair_rate = rate * rate
-        g_tab = None
-    else:
-        g_tab = _check_gates(gates, n).to(dtype)
-        rate, pair_rate = gate_moments(g_tab)
+    rate, pair_rate, g_tab = _check_simulation(n, samples, seed, confidence, chunk, method, _PAIRED_METHODS, dtype,
+                                               rate, gates)
     gen = torch.Generator().manual_seed(seed)
     scale = 1.0 / (k * rate) / (n if inputs == "spikes" else 1)
     if chunk is None:

@@ -493,6 +493,28 @@ _METHODS = ("direct", "reduced")
 _PAIRED_METHODS = ("direct", "reduced", "conditional")
 
 
+def _check_simulation(n: int, samples, seed, confidence, chunk, method, methods, dtype, rate, gates):
+    """The checks every Monte Carlo of this package makes before any work (ValueError naming the
+    parameter); returns ``(rate, pair_rate, gate table or None)`` (empirical moments with ``gates``)."""
+    if not checks.is_int(samples) or samples < 2:
+        raise ValueError(f"samples={samples!r} is invalid; allowed values: integers >= 2")
+    if not checks.is_int(seed):
+        raise ValueError(f"seed={seed!r} is invalid; allowed values: integers")
+    if not _finite_real(confidence) or not (0 < confidence < 1):
+        raise ValueError(f"confidence={confidence!r} is out of range; allowed values: 0 < confidence < 1")
+    if chunk is not None and (not checks.is_int(chunk) or chunk < 1):
+        raise ValueError(f"chunk={chunk!r} is invalid; allowed values: None or integers >= 1")
+    if method not in methods:
+        raise ValueError(f"method={method!r} is unknown; allowed values: {', '.join(map(repr, methods))}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype={dtype!r} is invalid; allowed values: torch.float32, torch.float64")
+    if gates is None:
+        rate = _check_rate(rate)
+        return rate, rate * rate, None
+    g_tab = _check_gates(gates, n).to(dtype)
+    return (*gate_moments(g_tab), g_tab)
+
+
 def simulate_output_norm_variance(
     kind: str,
     n: int,
@@ -525,25 +547,7 @@ def simulate_output_norm_variance(
     _check_kind(kind)
     _check_n(n)
     _check_k(kind, n, k)
-    if not checks.is_int(samples) or samples < 2:
-        raise ValueError(f"samples={samples!r} is invalid; allowed values: integers >= 2")
-    if not checks.is_int(seed):
-        raise ValueError(f"seed={seed!r} is invalid; allowed values: integers")
-    if not _finite_real(confidence) or not (0 < confidence < 1):
-        raise ValueError(f"confidence={confidence!r} is out of range; allowed values: 0 < confidence < 1")
-    if chunk is not None and (not checks.is_int(chunk) or chunk < 1):
-        raise ValueError(f"chunk={chunk!r} is invalid; allowed values: None or integers >= 1")
-    if method not in _METHODS:
-        raise ValueError(f"method={method!r} is unknown; allowed values: {', '.join(map(repr, _METHODS))}")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype={dtype!r} is invalid; allowed values: torch.float32, torch.float64")
-    if gates is None:
-        rate = _check_rate(rate)
-        pair_rate = rate * rate
-        g_tab = None
-    else:
-        g_tab = _check_gates(gates, n).to(dtype)
-        rate, pair_rate = gate_moments(g_tab)
+    rate, pair_rate, g_tab = _check_simulation(n, samples, seed, confidence, chunk, method, _METHODS, dtype, rate, gates)
     gen = torch.Generator().manual_seed(seed)
     c = 1.0 / (k * rate)
     if chunk is None:
