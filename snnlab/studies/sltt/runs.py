@@ -428,7 +428,8 @@ def dvs_status(names: Sequence[str], root=None):
         miss = {s: m for s, m in data.present(name, root).items() if m}
         files = sorted({f for fs in info.files.values() for f in fs})
         rows.append({"dataset": name, "present": not miss,
-                     "missing": "" if not miss else "; ".join(f"{s}: {m}" for s, m in miss.items())
+                     "missing": "" if not miss else "; ".join(
+                         f"{'/'.join(s for s in miss if miss[s] == m)}: {m}" for m in dict.fromkeys(miss.values()))
                      + f" (needs {', '.join(files)} under {data.data_root(root)}; source: {info.source})"})
     return pd.DataFrame(rows, columns=["dataset", "present", "missing"]).set_index("dataset")
 
