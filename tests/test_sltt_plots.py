@@ -373,7 +373,7 @@ def test_setup_official_options_reach_model_and_training(tmp_path):
     ds = data.load("digits", "train")
     base = sp.Setup(hidden=(8,))
     assert base.key() == {k: v for k, v in dataclasses.asdict(base).items()
-                          if k not in ("surrogate", "shortcut_from", "augment", "amp")}  # old cache keys kept
+                          if k not in ("surrogate", "shortcut_from", "augment", "amp", "loss_target")}  # old keys kept
     paper = sp.Setup(hidden=(8,), surrogate="triangle", augment="crop_flip_cutout", amp=True)
     assert paper.key()["surrogate"] == "triangle" and paper.key()["amp"] is True
     net = sp.build_model(sp.Variant("sltt", 2), paper, ds)

@@ -96,6 +96,17 @@ def _datasets(name: str, v: Any) -> None:
         checks.choice(f"{name} entry", x, data.available())
 
 
+def _temporal_datasets(name: str, v: Any) -> None:
+    """A list (possibly empty) of distinct temporal (event-frame) dataset names."""
+    allowed = [n for n in data.available() if data.info(n).is_temporal]
+    if not isinstance(v, (list, tuple)):
+        checks.fail(name, v, f"a list (possibly empty) of temporal dataset names from {allowed}")
+    for x in v:
+        checks.choice(f"{name} entry", x, allowed)
+    if len(set(v)) != len(v):
+        checks.fail(name, v, f"a list of distinct names from {allowed}")
+
+
 def _unit_numbers(name: str, v: Any) -> list[float]:
     if not isinstance(v, (list, tuple)) or not v:
         checks.fail(name, v, "a non-empty list of numbers in [0, 1]")
@@ -139,6 +150,8 @@ VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
     "d_ops": checks.int_at_least_check(1),
     # ssgd
     "datasets": _datasets,
+    # sltt 03_accuracy: the DVS datasets its paper profile trains
+    "dvs_datasets": _temporal_datasets,
     "dt": checks.positive,
     "b_th": checks.positive,
     "b_ths": checks.numbers_above_check(0),

@@ -45,7 +45,8 @@ def plan(paths: list[Path], profile: str = "paper") -> list[dict[str, Any]]:
             out.append(rec)
             continue
         names = [v for k, v in rec["params"].items() if k in ("dataset", "norm_dataset") and isinstance(v, str)]
-        names += [d for k, v in rec["params"].items() if k == "datasets" and isinstance(v, list) for d in v]
+        names += [d for k, v in rec["params"].items() if k in ("datasets", "dvs_datasets") and isinstance(v, list)
+                  for d in v]
         for name in dict.fromkeys(names):
             info = data.info(name)
             missing = {s: m for s, m in data.present(name).items() if m}

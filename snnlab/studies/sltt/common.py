@@ -7,6 +7,9 @@ from __future__ import annotations
 #: paper's BPTT as the official ``train_BPTT.py`` runs it (per-step loop, per-step BN)
 METHOD_LABELS = {"bptt": "BPTT", "bptt_paper": "BPTT (paper loop)", "sltt": "SLTT", "sltt_k": "SLTT-K"}
 RESETS = ("soft", "hard")
+#: the MSE target of the loss: ``"vth"`` (Eq. S13, phi = V_th) or ``"onehot"`` (Eq. S14, DVS-CIFAR10;
+#: the official ``-mse_n_reg``)
+LOSS_TARGETS = ("vth", "onehot")
 #: the surrogates of the sltt neuron: ``"rectangle"`` (Eq. 5 of the paper, width gamma = V_th; the sltt
 #: preset) and ``"triangle"`` (the official code's default ``-surrogate triangle``: spikingjelly's
 #: ``PiecewiseQuadratic()``, :class:`snnlab.core.surrogate.Triangle` with gamma = 1)

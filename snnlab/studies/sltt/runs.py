@@ -53,6 +53,7 @@ from .common import (
     MIB,
     OFFICIAL_NORMALIZATION,
     OPTIMIZERS,
+    LOSS_TARGETS,
     RESETS,
     STATE_COPIES,
     SURROGATES,
@@ -93,6 +94,12 @@ __all__ = [
     "train_variant",
     "train_variants",
     "summarize",
+    "dataset_frames",
+    "check_dataset",
+    "dvs_status",
+    "dvs_setup",
+    "train_dvs",
+    "table_s1_dvs",
     "table_s2_accuracy",
     "table_s3",
     "analysis_batch",
@@ -237,6 +244,7 @@ class Setup:
     shortcut_from: str = "input"
     augment: str = "none"
     amp: bool = False
+    loss_target: str = "vth"
 
     def __post_init__(self) -> None:
 
@@ -263,25 +271,49 @@ class Setup:
         checks.choice("shortcut_from", self.shortcut_from, SHORTCUTS)
         checks.choice("augment", self.augment, AUGMENTATIONS)
         checks.boolean("amp", self.amp)
+        checks.choice("loss_target", self.loss_target, LOSS_TARGETS)
 
     def key(self) -> dict[str, Any]:
         """The setup as a cache key: ``asdict`` without the official-code options at their defaults
         (so runs cached before the options existed keep their key)."""
         d = asdict(self)
         for k, default in (("surrogate", "rectangle"), ("shortcut_from", "input"), ("augment", "none"),
-                           ("amp", False)):
+                           ("amp", False), ("loss_target", "vth")):
             if d[k] == default:
                 d.pop(k)
         return d
 
     def loss_fn(self):
-        """The per-step training loss, Eq. S13: ``TETLoss(lam, v_th=1)``."""
-        return TETLoss(lam=self.lam, v_th=1.0)
+        """The per-step training loss: Eq. S13 ``TETLoss(lam, v_th=1)``, or Eq. S14 (DVS-CIFAR10) with
+        ``loss_target="onehot"``."""
+        return TETLoss(lam=self.lam, v_th=1.0, target=self.loss_target)
+
+
+def dataset_frames(ds) -> int | None:
+    """The number of frames (its own T) of a temporal dataset (``input_shape[0]``); None for a static one."""
+    return int(ds.input_shape[0]) if getattr(ds, "is_temporal", False) else None
+
+
+def check_dataset(variant: Variant, setup: Setup, ds) -> None:
+    """Check that ``ds`` can train ``variant``: a temporal dataset (event frames ``[T, C, H, W]``)
+    fixes T to its number of frames and takes no image augmentation. Raises ``ValueError`` naming
+    the parameter."""
+    frames = dataset_frames(ds)
+    if frames is None:
+        return
+    name = getattr(ds, "name", "this dataset")
+    if variant.T != frames:
+        raise ValueError(f"T={variant.T!r} is invalid for the temporal dataset {name!r} (its samples have "
+                         f"{frames} frames, its own T); allowed values: [{frames}] (or load it with frames=T)")
+    if setup.augment != "none":
+        raise ValueError(f"augment={setup.augment!r} is invalid for the temporal dataset {name!r}; "
+                         "allowed values: ['none'] (the augmentation is for static images)")
 
 
 def _ds_shape(ds) -> tuple[int, int, int]:
-    """``(in_channels, input_size, in_features)`` of a static image or vector dataset."""
-    shape = tuple(ds.input_shape)
+    """``(in_channels, input_size, in_features)`` of a static image or vector dataset, or of one
+    frame of a temporal one."""
+    shape = tuple(ds.input_shape)[1:] if getattr(ds, "is_temporal", False) else tuple(ds.input_shape)
     in_features = int(np.prod(shape))
     if len(shape) == 3:
         return shape[0], shape[-1], in_features
@@ -315,7 +347,8 @@ def _train_config(variant: Variant, setup: Setup, checkpoint_dir: str | None, pr
         aug_kw = {"mean": list(mean), "std": list(std)}
     return TrainConfig(epochs=setup.epochs, lr=setup.lr, optimizer=setup.optimizer,
                        weight_decay=setup.weight_decay, schedule="cosine", batch_size=setup.batch_size,
-                       T=variant.T, loss="tet", loss_kw={"lam": setup.lam}, seed=variant.seed,
+                       T=variant.T, loss="tet", seed=variant.seed,
+                       loss_kw={"lam": setup.lam, **({} if setup.loss_target == "vth" else {"target": setup.loss_target})},
                        device=setup.device, checkpoint_dir=checkpoint_dir, progress=progress,
                        augment=setup.augment, augment_kw=aug_kw, amp=setup.amp)
 
@@ -338,6 +371,8 @@ def train_variant(variant: Variant, setup: Setup, train_ds, test_ds, cache: bool
 
     if not isinstance(variant, Variant) or not isinstance(setup, Setup):
         raise ValueError("train_variant needs a Variant and a Setup (snnlab.sltt_plots)")
+    check_dataset(variant, setup, train_ds)
+    check_dataset(variant, setup, test_ds)
     net = build_model(variant, setup, train_ds)
     ckpt = str(variant_cache_dir(variant, setup, train_ds)) if cache else None
     cfg = _train_config(variant, setup, ckpt, progress, getattr(train_ds, "name", None))
@@ -375,6 +410,70 @@ def summarize(runs: Sequence[Mapping[str, Any]]):
     out["acc_std"] = g.std(ddof=1).fillna(0.0).values
     out["accs"] = g.agg(list).values
     return out[["method", "T", "K", "reset", "norm", "acc_mean", "acc_std", "n", "accs"]]
+
+
+# --- DVS columns of Tables S1 / S3 (paper profile) ------------------------------------------------
+
+
+def dvs_status(names: Sequence[str], root=None):
+    """Whether each DVS dataset in ``names`` is under the data root, without reading it: a DataFrame
+    indexed by dataset with ``present`` (both splits found) and ``missing`` (what is missing, the
+    files the reader needs and where they come from; empty when present)."""
+    rows = []
+    for name in names:
+        info = data.info(name)
+        if not info.is_temporal:
+            raise ValueError(f"dvs_datasets entry {name!r} is invalid; allowed values: "
+                             f"{[n for n in data.available() if data.info(n).is_temporal]}")
+        miss = {s: m for s, m in data.present(name, root).items() if m}
+        files = sorted({f for fs in info.files.values() for f in fs})
+        rows.append({"dataset": name, "present": not miss,
+                     "missing": "" if not miss else "; ".join(
+                         f"{'/'.join(s for s in miss if miss[s] == m)}: {m}" for m in dict.fromkeys(miss.values()))
+                     + f" (needs {', '.join(files)} under {data.data_root(root)}; source: {info.source})"})
+    return pd.DataFrame(rows, columns=["dataset", "present", "missing"]).set_index("dataset")
+
+
+def dvs_setup(name: str, settings: Mapping[str, Mapping[str, Any]], surrogate: str = "rectangle",
+              amp: bool = False, device: str = "cpu", **override) -> tuple[Setup, int, dict[str, Any]]:
+    """The official code's setting of one DVS dataset (``settings``: ``reference.dvs_settings`` of
+    ``papers/sltt/paper.yaml``): ``(setup, T, load_options)``. ``T`` is the number of frames the
+    reader integrates (the dataset's own T); ``load_options`` go to :func:`snnlab.data.load`.
+    ``override``: Setup fields to replace (tests use tiny networks and one epoch)."""
+    if name not in settings:
+        raise ValueError(f"dataset={name!r} is invalid; allowed values: {sorted(settings)}")
+    s = settings[name]
+    setup = Setup(arch=s["arch"], dropout=s["dropout"], epochs=s["epochs"], lr=s["lr"], optimizer=s["optimizer"],
+                  weight_decay=s["weight_decay"], batch_size=s["batch_size"], lam=s["lam"], device=device,
+                  surrogate=surrogate, amp=amp, loss_target=s["loss_target"])
+    setup = replace(setup, **override)
+    T = checks.int_at_least("T", s["T"], 1)
+    return setup, T, {"frames": T, "size": int(s["size"]), "split_by": s["split_by"]}
+
+
+def train_dvs(name: str, settings: Mapping[str, Mapping[str, Any]], seeds: Sequence[int], surrogate: str = "rectangle",
+              amp: bool = False, device: str = "cpu", root=None, progress: bool = True, **override) -> list[dict[str, Any]]:
+    """SLTT (per-step BN) on one DVS dataset with its official setting (:func:`dvs_setup`), for every
+    seed and every reset in ``settings[name]["resets"]`` (DVS-CIFAR10: soft and hard, Table S1; DVS-Gesture:
+    soft): the :func:`train_variant` results. Reads the data from the data root (raises if absent;
+    check with :func:`dvs_status` first)."""
+    setup, T, opts = dvs_setup(name, settings, surrogate, amp, device, **override)
+    train_ds = data.load(name, "train", root=root, **opts)
+    test_ds = data.load(name, "test", root=root, **opts)
+    resets = list(settings[name].get("resets", ["soft"]))
+    variants = [Variant("sltt", T, reset=r, seed=s) for s in seeds for r in resets]
+    return train_variants(variants, setup, train_ds, test_ds, progress=progress)
+
+
+def table_s1_dvs(dvs_summary, paper_s1: Mapping[str, Mapping[str, float]], T: int, key: str = "dvs_cifar10"):
+    """Table S1's DVS-CIFAR10 column: soft and hard reset, paper (``paper_s1[key]``) and ours (SLTT at
+    ``T``, from :func:`summarize` of :func:`train_dvs`; None when not run: ours NaN)."""
+    rows = []
+    for r in RESETS:
+        mean = lookup_acc(dvs_summary, "sltt", T, reset=r) if dvs_summary is not None else float("nan")
+        std = lookup_acc(dvs_summary, "sltt", T, reset=r, col="acc_std") if dvs_summary is not None else float("nan")
+        rows.append({"reset": r, "paper %": paper_s1[key][r], "ours mean %": mean, "ours std": std})
+    return pd.DataFrame(rows).set_index("reset")
 
 
 def per_timestep_curves(runs: Sequence[Mapping[str, Any]], T: int, seed: int | None = None,
@@ -426,13 +525,16 @@ def table_s2_accuracy(summary, paper: Mapping[str, Any] | None = None, Ts: Seque
     return pd.DataFrame(rows).set_index("T")
 
 
-def table_s3(summary, paper_s3: Mapping[str, Mapping[str, Any]], dataset: str, arch: str):
+def table_s3(summary, paper_s3: Mapping[str, Mapping[str, Any]], dataset: str, arch: str,
+             dvs: Mapping[str, Any] | None = None):
     """The SLTT rows of Table S3 (``reference.table_s3_sltt``), one per key: the paper's ``dataset``,
     ``network``, ``method``, ``T``, ``acc`` / ``std`` / ``best`` (%), then ours where this notebook
     regenerates the row (``run``): mean, std and best over seeds of SLTT (soft reset, BN) at the
     row's T from ``summary`` (:func:`summarize`), and ``status``, which says whether this run used the
     paper's dataset and network (``dataset`` / ``arch`` against the row's) or is the quick analogue.
-    Rows no notebook runs carry ``status = "not run: <why>"`` and NaN for ours."""
+    Rows no notebook runs carry ``status = "not run: <why>"`` and NaN for ours. DVS rows (``dvs: true``)
+    are filled only from ``dvs`` (``{dataset: summarize(train_dvs(...))}``, the paper profile's DVS
+    runs), never from the static quick run; without a run they say so and keep NaN."""
 
     rows = []
     for key, r in paper_s3.items():
@@ -442,6 +544,10 @@ def table_s3(summary, paper_s3: Mapping[str, Mapping[str, Any]], dataset: str, a
                "ours best": float("nan")}
         if "run" not in r:
             row["status"] = "not run: " + str(r.get("not_run", "no notebook runs this row"))
+            rows.append(row)
+            continue
+        if r.get("dvs"):
+            _dvs_row(row, r, (dvs or {}).get(r["dataset"]))
             rows.append(row)
             continue
         m = summary[(summary.method == "sltt") & (summary["T"] == row["T"]) & (summary.reset == "soft")
@@ -458,6 +564,21 @@ def table_s3(summary, paper_s3: Mapping[str, Mapping[str, Any]], dataset: str, a
                              "dataset or network; the paper profile runs the row)")
         rows.append(row)
     return pd.DataFrame(rows).set_index("row")
+
+
+def _dvs_row(row: dict, r: Mapping[str, Any], summ) -> None:
+    """Fill one DVS row of :func:`table_s3` from the paper profile's DVS runs (``summ``; None: not run)."""
+    if summ is None:
+        row["status"] = (f"paper profile only: {r['run']} trains it when dvs_datasets includes {r['dataset']!r} and "
+                         "its files are under the data root; not run here (no DVS number is reproduced)")
+        return
+    m = summ[(summ.method == "sltt") & (summ["T"] == row["T"]) & (summ.reset == "soft") & (summ.norm == "bn")]
+    if not len(m):
+        row["status"] = f"not run here: no SLTT soft-reset run at T={row['T']} on {r['dataset']}"
+        return
+    accs = list(m.accs.iloc[0])
+    row.update({"ours mean": float(m.acc_mean.iloc[0]), "ours std": float(m.acc_std.iloc[0]), "ours best": max(accs)})
+    row["status"] = f"{r['run']} (paper profile): {r['dataset']}, {r.get('arch')}, {len(accs)} seeds"
 
 
 # --- Lemma 1, epsilon and Eq. S11 -----------------------------------------------------------------
