@@ -36,10 +36,10 @@ figures: $(STAMP)
 test: $(STAMP) system-deps
 	$(VENV)/bin/ruff check snnlab tests benchmarks
 	$(VENV)/bin/lint-imports
-	@# two workers (one per core); tests/conftest.py puts each paper's papermill runs and then its nbval runs
-	@# in one xdist group (one worker), so nbval reuses the cached trainings; both share one results root
+	@# two workers (one per core); tests/conftest.py makes each paper's papermill runs and then its nbval
+	@# runs one unit of work (one worker), so nbval reuses the cached trainings; both share one results root
 	d=$$(mktemp -d); SNNLAB_RESULTS=$$d/results SNNLAB_KERNEL_DIR=$$d/kernels SNNLAB_REQUIRE_NATIVE=1 \
-	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=15 snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
+	  $(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=15 snnlab tests $(NBVAL_NOTEBOOKS) --nbval-lax
 
 # System packages the tests need: a C compiler with OpenMP (native kernels) and Debian's chromium (browser
 # tests). As root (CI) they are installed with apt-get when missing; otherwise a missing compiler stops here

@@ -10,6 +10,7 @@ import os
 import tempfile
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 
 def pytest_configure(config):
@@ -20,18 +21,21 @@ def pytest_configure(config):
 
 
 
-# --- scheduling under `pytest -n 2 --dist loadgroup` (make test) -----------------------------------
-# Every test gets an xdist group. A paper's notebook runs (tests/test_notebooks.py) and its nbval
-# runs (notebooks/<paper>/*.ipynb) share one group, in that order, so nbval re-executes a notebook
-# after its papermill run on the same worker and reuses that run's cached trainings (the cache key
-# is config + data + code, so a hit is the same computation); other tests keep loadscope's units
-# (a class, or a module). The heaviest groups are queued first (`--no-loadscope-reorder` keeps this
-# order), so the two workers finish together.
+# --- scheduling under `pytest -n 2 --dist loadscope` (make test) ----------------------------------
+# loadscope sends each unit of work (a class, a module, a notebook's nbval cells) to one worker. Here
+# a paper's notebook runs (tests/test_notebooks.py::TestQuickProfile_<paper>) and its nbval runs
+# (notebooks/<paper>/*.ipynb) form one unit, in that order, so nbval re-executes a notebook after
+# its papermill run on the same worker and reuses that run's cached trainings (the cache key is
+# config + data + code, so a hit is the same computation). The heaviest units are queued first
+# (`--no-loadscope-reorder` keeps the collection order this hook sets), so the two workers finish
+# together. (xdist's own `--dist loadgroup` does not group nbval's cells here: their node ids get no
+# group suffix, so one notebook's cells were spread over both workers and lost their kernel state.)
 _FIRST = ("nb-lth", "nb-srigl", "nb-sltt", "nb-ssgd", "tests/test_sweep.py", "tests/test_lab_browser.py", "nb-basics")
 
 
-def _group(item) -> str:
-    nodeid = item.nodeid
+def _scope(nodeid: str) -> str:
+    """The unit of work of a node id: ``nb-<paper>`` for a paper's notebook runs and nbval cells,
+    otherwise loadscope's (the node id up to its last ``::``: a class or a module)."""
     path = nodeid.split("::", 1)[0]
     if path.startswith("notebooks/"):
         return "nb-" + path.split("/")[1]
@@ -40,16 +44,22 @@ def _group(item) -> str:
     return nodeid.rsplit("::", 1)[0] if "::" in nodeid else nodeid
 
 
-def _rank(group: str) -> int:
+def _rank(scope: str) -> int:
     for i, g in enumerate(_FIRST):
-        if group == g or group.startswith(g + "::"):
+        if scope == g or scope.startswith(g + "::"):
             return i
     return len(_FIRST)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist appends the group to each node id
+class _PaperScopes(LoadScopeScheduling):
+    def _split_scope(self, nodeid: str) -> str:
+        return _scope(nodeid)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    return _PaperScopes(config, log) if config.getvalue("dist") == "loadscope" else None
+
+
 def pytest_collection_modifyitems(config, items):
-    groups = {id(item): _group(item) for item in items}
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(groups[id(item)]))
-    items.sort(key=lambda item: _rank(groups[id(item)]))  # stable: a group keeps its own order
+    items.sort(key=lambda item: _rank(_scope(item.nodeid)))  # stable: a unit keeps its own order

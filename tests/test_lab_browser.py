@@ -133,7 +133,7 @@ def _slider_changes_the_plot(lab, name, tmp_path):
             browser.close()
 
 
-# one class per notebook, so that `pytest -n 2 --dist loadgroup` (make test; groups in tests/conftest.py) spreads them over the workers
+# one class per notebook, so that `pytest -n 2 --dist loadscope` (make test; units in tests/conftest.py) spreads them over the workers
 def _lab_class(name: str) -> type:
     @pytest.mark.notebook
     def test_slider_changes_the_plot(self, lab, tmp_path):

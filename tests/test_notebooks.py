@@ -48,7 +48,7 @@ def _runs_quick_profile(name):
     print(f"{name}: {r.wall_s} s, peak RSS {r.peak_rss_mb} MB")
 
 
-# One test class per paper: under `pytest -n 2 --dist loadgroup` (make test; groups in tests/conftest.py) each class is one unit of
+# One test class per paper: under `pytest -n 2 --dist loadscope` (make test; units in tests/conftest.py) each class is one unit of
 # work, so the papers' notebooks run in parallel while a paper's notebooks keep their order (later
 # notebooks reuse the cached trainings of earlier ones).
 def _paper_class(paper: str, names: list[str]) -> type:
