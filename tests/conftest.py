@@ -20,7 +20,6 @@ def pytest_configure(config):
         os.environ["SNNLAB_KERNEL_DIR"] = tempfile.mkdtemp(prefix="snnlab-test-kernels-")
 
 
-
 # --- scheduling under `pytest -n 2 --dist loadscope` (make test) ----------------------------------
 # loadscope sends each unit of work (a class, a module, a notebook's nbval cells) to one worker. Here
 # a paper's notebook runs (tests/test_notebooks.py::TestQuickProfile_<paper>) and its nbval runs
